@@ -1,0 +1,1 @@
+"""Brain: ring consumer, candles, indicators, SMC, signals."""

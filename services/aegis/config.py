@@ -1,0 +1,500 @@
+"""Typed, frozen configuration read once at start.
+
+Sources, later ones winning: the defaults below, an optional TOML file (``AEGIS_CONFIG`` or ``--config``), then the
+environment. Every setting is declared once, with its environment variable, parser and description; the loader, the
+error messages and the README's configuration table (``aegis config --markdown``) all come from that declaration.
+
+A wrong value raises :class:`aegis.errors.ConfigError` with one line naming the variable and the problem, e.g.
+``AEGIS_SHUTDOWN_GRACE_S='abc' is not a number``; the entry points turn it into that line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from aegis.errors import ConfigError
+
+SERVICES: tuple[str, ...] = ("feed", "brain", "risk", "virtual_account", "trainer", "orchestrator")
+"""Every service, in start order. ``python -m aegis.<name>`` runs one."""
+
+DEFAULT_PORTS: Mapping[str, int] = {
+    "feed": 50051,
+    "brain": 50052,
+    "risk": 50053,
+    "virtual_account": 50054,
+    "trainer": 50055,
+    "orchestrator": 50056,
+}
+
+LIVE_CONFIRMATION = "I_UNDERSTAND_THIS_TRADES_REAL_MONEY"
+"""The exact value ``AEGIS_LIVE_CONFIRM`` must hold before live mode is allowed."""
+
+
+class Secret(str):
+    """A string that never shows itself in repr, logs or config dumps."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return "***" if self else ""
+
+
+# --------------------------------------------------------------------------------------------- parsers
+# Each parser takes the raw string (or a TOML value) and returns the typed value, or raises ValueError whose text
+# completes the sentence "<VAR>='<value>' ...".
+
+
+def _number(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("is not a finite number")
+    return value
+
+
+def positive_float(raw: Any) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def non_negative_float(raw: Any) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("is not a whole number")
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+
+
+def positive_int(raw: Any) -> int:
+    value = integer(raw)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def non_negative_int(raw: Any) -> int:
+    value = integer(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def port(raw: Any) -> int:
+    value = integer(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("is not a TCP port (0-65535)")
+    return value
+
+
+def power_of_two(raw: Any) -> int:
+    value = positive_int(raw)
+    if value & (value - 1):
+        raise ValueError("must be a power of two")
+    return value
+
+
+def boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("is not a boolean (use true or false)")
+
+
+def text(raw: Any) -> str:
+    return str(raw)
+
+
+def secret(raw: Any) -> Secret:
+    return Secret(str(raw).strip())
+
+
+def path(raw: Any) -> Path:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("is empty")
+    return Path(value).expanduser()
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+log_level = choice(*_LOG_LEVELS)
+
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def address(raw: Any) -> str:
+    value = str(raw).strip()
+    match = _HOSTPORT.match(value)
+    if not match or not 0 < int(match.group(2)) <= 65535:
+        raise ValueError("is not an address of the form host:port")
+    return value
+
+
+def symbol_list(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    symbols = tuple(s.strip().upper() for s in items if str(s).strip())
+    for symbol in symbols:
+        if not re.fullmatch(r"[A-Z0-9]{2,32}", symbol):
+            raise ValueError(f"has an invalid symbol {symbol!r}")
+    return symbols
+
+
+def url(*schemes: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip()
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        if parts.scheme not in schemes:
+            raise ValueError(f"must start with {' or '.join(s + '://' for s in schemes)}")
+        if not parts.hostname and parts.scheme not in ("unix",):
+            raise ValueError("has no host")
+        return value
+
+    return parse
+
+
+def database_url(raw: Any) -> str:
+    value = str(raw).strip()
+    try:
+        parts = urlsplit(value)
+        port_number = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid PostgreSQL URL ({exc})") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("must start with postgresql://")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("has no host")
+    if port_number is not None and port_number == 0:
+        raise ValueError("has port 0")
+    if not parts.path.strip("/"):
+        raise ValueError("names no database (postgresql://user@host:port/DATABASE)")
+    return value
+
+
+# --------------------------------------------------------------------------------------------- declaration
+
+
+def setting(env: str, default: Any, parse: Callable[[Any], Any], doc: str, *, secret_value: bool = False) -> Any:
+    """Declare one setting: its environment variable, default, parser and one-line description."""
+    return field(
+        default=default,
+        metadata={"env": env, "parse": parse, "doc": doc, "secret": secret_value},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    host: str = setting("AEGIS_GRPC_HOST", "0.0.0.0", text, "Interface every gRPC server binds to.")
+    shutdown_grace_s: float = setting(
+        "AEGIS_SHUTDOWN_GRACE_S", 5.0, positive_float, "Seconds in-flight calls get to finish after SIGTERM."
+    )
+    health_interval_s: float = setting(
+        "AEGIS_HEALTH_INTERVAL_S", 1.0, positive_float, "Seconds between dependency checks behind the health status."
+    )
+    dependency_timeout_s: float = setting(
+        "AEGIS_DEPENDENCY_TIMEOUT_S", 1.0, positive_float, "Seconds a PostgreSQL or Redis check may take."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePorts:
+    feed: int = setting("AEGIS_FEED_PORT", DEFAULT_PORTS["feed"], port, "gRPC port of the feed (FeedService).")
+    brain: int = setting("AEGIS_BRAIN_PORT", DEFAULT_PORTS["brain"], port, "gRPC port of the brain (MarketService).")
+    risk: int = setting("AEGIS_RISK_PORT", DEFAULT_PORTS["risk"], port, "gRPC port of RiskService.")
+    virtual_account: int = setting(
+        "AEGIS_VIRTUAL_ACCOUNT_PORT", DEFAULT_PORTS["virtual_account"], port, "gRPC port of VirtualAccountService."
+    )
+    trainer: int = setting("AEGIS_TRAINER_PORT", DEFAULT_PORTS["trainer"], port, "gRPC port of TrainerService.")
+    orchestrator: int = setting(
+        "AEGIS_ORCHESTRATOR_PORT", DEFAULT_PORTS["orchestrator"], port, "gRPC port of OrchestratorService."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAddresses:
+    """Where clients reach each service (Kubernetes: the Service's DNS name)."""
+
+    feed: str = setting("AEGIS_FEED_ADDRESS", "", text, "host:port clients use for the feed (default 127.0.0.1:port).")
+    brain: str = setting("AEGIS_BRAIN_ADDRESS", "", text, "host:port clients use for the brain.")
+    risk: str = setting("AEGIS_RISK_ADDRESS", "", text, "host:port clients use for risk.")
+    virtual_account: str = setting(
+        "AEGIS_VIRTUAL_ACCOUNT_ADDRESS", "", text, "host:port clients use for virtual-account."
+    )
+    trainer: str = setting("AEGIS_TRAINER_ADDRESS", "", text, "host:port clients use for the trainer.")
+    orchestrator: str = setting("AEGIS_ORCHESTRATOR_ADDRESS", "", text, "host:port clients use for the orchestrator.")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = setting("AEGIS_LOG_LEVEL", "info", log_level, "Level of AEGIS's own loggers.")
+    root_level: str = setting(
+        "AEGIS_LOG_ROOT_LEVEL", "warning", log_level, "Level of every other logger (libraries)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    rest_url: str = setting(
+        "AEGIS_BINANCE_REST_URL", "https://fapi.binance.com", url("https", "http"), "Binance USD-M REST base URL."
+    )
+    ws_market_url: str = setting(
+        "AEGIS_BINANCE_WS_MARKET_URL",
+        "wss://fstream.binance.com/market",
+        url("wss", "ws"),
+        "Websocket base for aggTrade, markPrice and kline streams.",
+    )
+    ws_public_url: str = setting(
+        "AEGIS_BINANCE_WS_PUBLIC_URL",
+        "wss://fstream.binance.com/public",
+        url("wss", "ws"),
+        "Websocket base for bookTicker and depth streams.",
+    )
+    symbols: tuple[str, ...] = setting(
+        "AEGIS_SYMBOLS", (), symbol_list, "Explicit symbol list (comma separated); empty = from exchangeInfo."
+    )
+    symbol_count: int = setting(
+        "AEGIS_SYMBOL_COUNT", 20, positive_int, "How many USDT perpetuals to follow when AEGIS_SYMBOLS is empty."
+    )
+    shard_size: int = setting("AEGIS_SHARD_SIZE", 50, positive_int, "Symbols per feed-brain shard.")
+    shard_index: int = setting(
+        "AEGIS_SHARD_INDEX", -1, integer, "This pod's shard; -1 = from the StatefulSet pod ordinal, else 0."
+    )
+    ring_path: str = setting(
+        "AEGIS_RING_PATH", "", text, "Ring file shared by feed and brain (default $AEGIS_HOME/ring/shard-N.ring)."
+    )
+    ring_capacity: int = setting(
+        "AEGIS_RING_CAPACITY", 1 << 20, power_of_two, "Ring slots (power of two)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of an AEGIS process."""
+
+    home: Path = setting(
+        "AEGIS_HOME", Path("~/.aegis").expanduser(), path, "State directory: embedded databases, rings, logs."
+    )
+    mode: str = setting("AEGIS_MODE", "paper", choice("paper", "live"), "paper (default) or live trading.")
+    live_confirm: str = setting(
+        "AEGIS_LIVE_CONFIRM", "", text, f"Must be {LIVE_CONFIRMATION} for live mode to start."
+    )
+    database_url: str = setting(
+        "DATABASE_URL", "", database_url, "PostgreSQL URL; empty = built from PG* variables (or embedded for `aegis up`)."
+    )
+    redis_url: str = setting(
+        "REDIS_URL", "", url("redis", "rediss", "unix"), "Redis URL; empty = redis://127.0.0.1:6379/0 (or embedded)."
+    )
+    binance_api_key: Secret = setting(
+        "BINANCE_API_KEY", Secret(""), secret, "Binance API key (live mode only).", secret_value=True
+    )
+    binance_api_secret: Secret = setting(
+        "BINANCE_API_SECRET", Secret(""), secret, "Binance API secret (live mode only).", secret_value=True
+    )
+    grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    ports: ServicePorts = field(default_factory=ServicePorts)
+    addresses: ServiceAddresses = field(default_factory=ServiceAddresses)
+    log: LogSettings = field(default_factory=LogSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
+
+    # ----------------------------------------------------------------------------------------- derived values
+
+    def port_of(self, service: str) -> int:
+        return getattr(self.ports, service)
+
+    def address_of(self, service: str) -> str:
+        """Return the host:port a client uses to reach ``service``."""
+        return getattr(self.addresses, service) or f"127.0.0.1:{self.port_of(service)}"
+
+    @property
+    def ring_file(self) -> Path:
+        if self.feed.ring_path:
+            return Path(self.feed.ring_path)
+        return self.home / "ring" / f"shard-{max(self.shard, 0)}.ring"
+
+    @property
+    def shard(self) -> int:
+        """Return this process's shard index: explicit, else the StatefulSet ordinal in HOSTNAME, else 0."""
+        if self.feed.shard_index >= 0:
+            return self.feed.shard_index
+        match = re.search(r"-(\d+)$", os.environ.get("HOSTNAME", ""))
+        return int(match.group(1)) if match else 0
+
+    def dsn(self) -> str:
+        """Return the PostgreSQL URL: DATABASE_URL, else one built from the libpq PG* variables."""
+        if self.database_url:
+            return self.database_url
+        env = os.environ
+        user = quote(env.get("PGUSER", "postgres"), safe="")
+        password = env.get("PGPASSWORD")
+        auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+        host = env.get("PGHOST", "127.0.0.1")
+        host_part = f"[{host}]" if ":" in host and not host.startswith("/") else host
+        if host.startswith("/"):  # a socket directory
+            return f"postgresql://{auth}/{quote(env.get('PGDATABASE', 'aegis'), safe='')}?host={quote(host)}" + (
+                f"&port={env['PGPORT']}" if env.get("PGPORT") else ""
+            )
+        return f"postgresql://{auth}{host_part}:{env.get('PGPORT', '5432')}/{env.get('PGDATABASE', 'aegis')}"
+
+    def redis(self) -> str:
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    def check_live_mode(self) -> None:
+        """Refuse live mode unless it is confirmed explicitly and keys are present."""
+        if self.mode != "live":
+            return
+        missing = [
+            name
+            for name, value in (("BINANCE_API_KEY", self.binance_api_key), ("BINANCE_API_SECRET", self.binance_api_secret))
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"AEGIS_MODE=live needs {' and '.join(missing)}; refusing to start")
+        if self.live_confirm != LIVE_CONFIRMATION:
+            raise ConfigError(
+                f"AEGIS_MODE=live trades real money: set AEGIS_LIVE_CONFIRM={LIVE_CONFIRMATION} to confirm; refusing"
+            )
+
+
+def database_name(dsn: str) -> str:
+    return unquote(urlsplit(dsn).path.lstrip("/"))
+
+
+def with_database(dsn: str, name: str) -> str:
+    """Return ``dsn`` pointing at database ``name`` instead."""
+    parts = urlsplit(dsn)
+    return parts._replace(path="/" + quote(name, safe="")).geturl()
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _walk(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """List (dotted name, field) for every declared setting of ``cls``, depth first."""
+    out: list[tuple[str, dataclasses.Field]] = []
+    for f in dataclasses.fields(cls):
+        if "env" in f.metadata:
+            out.append((prefix + f.name, f))
+        else:
+            out.extend(_walk(f.default_factory, prefix + f.name + "."))  # type: ignore[arg-type]
+    return out
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if "env" in f.metadata:
+            if name in values:
+                kwargs[f.name] = values[name]
+        else:
+            kwargs[f.name] = _build(f.default_factory, values, name + ".")  # type: ignore[arg-type]
+    return cls(**kwargs)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def load(env: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Read the settings from an optional TOML file and the environment; raise ConfigError on a wrong value."""
+    env = os.environ if env is None else env
+    declared = _walk(Settings)
+    values: dict[str, Any] = {}
+
+    file_name = config_file or env.get("AEGIS_CONFIG")
+    if file_name:
+        file_path = Path(file_name).expanduser()
+        try:
+            raw = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"AEGIS_CONFIG={str(file_name)!r}: file not found") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"AEGIS_CONFIG={str(file_name)!r}: {exc}") from None
+        known = {name: f for name, f in declared}
+        for key, value in _flatten(raw).items():
+            if key not in known:
+                raise ConfigError(f"{file_path}: unknown setting {key!r}")
+            values[key] = _parse(known[key], value, f"{file_path}: {key}")
+
+    for name, f in declared:
+        var = f.metadata["env"]
+        if var in env:
+            values[name] = _parse(f, env[var], var)
+    return _build(Settings, values)
+
+
+def _parse(f: dataclasses.Field, raw: Any, where: str) -> Any:
+    try:
+        return f.metadata["parse"](raw)
+    except ValueError as exc:
+        shown = "***" if f.metadata["secret"] else raw
+        raise ConfigError(f"{where}={str(shown)!r} {exc}") from None
+
+
+def describe() -> list[dict[str, str]]:
+    """Return one row per setting (variable, default, description) for docs and `aegis config`."""
+    rows = []
+    for name, f in _walk(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if isinstance(default, Path):
+            default = str(default).replace(str(Path.home()), "~")
+        rows.append({"variable": f.metadata["env"], "setting": name, "default": str(default), "doc": f.metadata["doc"]})
+    return rows
+
+
+def markdown_table() -> str:
+    """Return the configuration table that the README embeds."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for row in describe():
+        default = f"`{row['default']}`" if row["default"] else "(empty)"
+        lines.append(f"| `{row['variable']}` | {default} | {row['doc']} |")
+    return "\n".join(lines)

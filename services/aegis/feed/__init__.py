@@ -1,0 +1,1 @@
+"""Market data feed: Binance websockets -> data firewall -> ring."""

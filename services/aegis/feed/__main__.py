@@ -1,0 +1,5 @@
+from aegis.feed.service import DEFINITION
+from aegis.server import main
+
+if __name__ == "__main__":
+    main(DEFINITION)

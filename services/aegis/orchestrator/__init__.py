@@ -1,0 +1,1 @@
+"""Orchestrator: migrations, exchange rules and universe refresh, reconciliation, maintenance, system status."""

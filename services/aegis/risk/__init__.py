@@ -1,0 +1,1 @@
+"""Risk: sizing on total equity, leverage guard, exchange filters, rotation."""

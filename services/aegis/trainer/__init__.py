@@ -1,0 +1,1 @@
+"""Trainer: validation, bias checks, training, champion/challenger."""

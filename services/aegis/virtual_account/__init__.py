@@ -1,0 +1,1 @@
+"""Virtual accounts (learning, paper): positions, TP/SL, fees, funding."""
