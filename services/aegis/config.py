@@ -470,12 +470,17 @@ def load(env: Mapping[str, str] | None = None, config_file: str | Path | None = 
     return _build(Settings, values)
 
 
+def redact_url(value: str) -> str:
+    """Return ``value`` with the password of a URL (if any) replaced by ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@]*@", r"\1***@", value)
+
+
 def _parse(f: dataclasses.Field, raw: Any, where: str) -> Any:
     try:
         return f.metadata["parse"](raw)
     except ValueError as exc:
-        shown = "***" if f.metadata["secret"] else raw
-        raise ConfigError(f"{where}={str(shown)!r} {exc}") from None
+        shown = "***" if f.metadata["secret"] else redact_url(str(raw))
+        raise ConfigError(f"{where}={shown!r} {exc}") from None
 
 
 def describe() -> list[dict[str, str]]:
