@@ -268,9 +268,7 @@ class ServiceAddresses:
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = setting("AEGIS_LOG_LEVEL", "info", log_level, "Level of AEGIS's own loggers.")
-    root_level: str = setting(
-        "AEGIS_LOG_ROOT_LEVEL", "warning", log_level, "Level of every other logger (libraries)."
-    )
+    root_level: str = setting("AEGIS_LOG_ROOT_LEVEL", "warning", log_level, "Level of every other logger (libraries).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,9 +301,7 @@ class FeedSettings:
     ring_path: str = setting(
         "AEGIS_RING_PATH", "", text, "Ring file shared by feed and brain (default $AEGIS_HOME/ring/shard-N.ring)."
     )
-    ring_capacity: int = setting(
-        "AEGIS_RING_CAPACITY", 1 << 20, power_of_two, "Ring slots (power of two)."
-    )
+    ring_capacity: int = setting("AEGIS_RING_CAPACITY", 1 << 20, power_of_two, "Ring slots (power of two).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,11 +312,12 @@ class Settings:
         "AEGIS_HOME", Path("~/.aegis").expanduser(), path, "State directory: embedded databases, rings, logs."
     )
     mode: str = setting("AEGIS_MODE", "paper", choice("paper", "live"), "paper (default) or live trading.")
-    live_confirm: str = setting(
-        "AEGIS_LIVE_CONFIRM", "", text, f"Must be {LIVE_CONFIRMATION} for live mode to start."
-    )
+    live_confirm: str = setting("AEGIS_LIVE_CONFIRM", "", text, f"Must be {LIVE_CONFIRMATION} for live mode to start.")
     database_url: str = setting(
-        "DATABASE_URL", "", database_url, "PostgreSQL URL; empty = built from PG* variables (or embedded for `aegis up`)."
+        "DATABASE_URL",
+        "",
+        database_url,
+        "PostgreSQL URL; empty = built from PG* variables (or embedded for `aegis up`).",
     )
     redis_url: str = setting(
         "REDIS_URL", "", url("redis", "rediss", "unix"), "Redis URL; empty = redis://127.0.0.1:6379/0 (or embedded)."
@@ -385,7 +382,10 @@ class Settings:
             return
         missing = [
             name
-            for name, value in (("BINANCE_API_KEY", self.binance_api_key), ("BINANCE_API_SECRET", self.binance_api_secret))
+            for name, value in (
+                ("BINANCE_API_KEY", self.binance_api_key),
+                ("BINANCE_API_SECRET", self.binance_api_secret),
+            )
             if not value
         ]
         if missing:

@@ -95,8 +95,16 @@ class EmbeddedPostgres:
             shutil.chown(self.data_dir, user, user)
         os.chmod(self.data_dir, 0o700)
         result = subprocess.run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C"],
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
             capture_output=True,
             text=True,
             user=user,
@@ -124,12 +132,18 @@ class EmbeddedPostgres:
         """Return the foreground server command (stopped with SIGINT: PostgreSQL's fast shutdown)."""
         return [
             str(self.bin_dir / "postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-h", "127.0.0.1",
-            "-k", str(self.socket_dir),
-            "-c", "max_connections=200",
-            "-c", "shared_buffers=128MB",
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.socket_dir),
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
         ]
 
     def ensure_database(self, name: str = "aegis", timeout_s: float = 30.0) -> None:
@@ -145,19 +159,36 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         exists = subprocess.run(
             [*psql, "-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         if not exists:
-            subprocess.run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'], capture_output=True,
-                           check=True)
+            subprocess.run(
+                [*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'], capture_output=True, check=True
+            )
 
     def start_detached(self) -> None:
         """Start the server in the background (pg_ctl) and wait until it answers."""
         self.prepare()
         result = subprocess.run(
-            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
-             "-o", " ".join(f"'{a}'" for a in self.command()[3:]), "start"],
-            capture_output=True, text=True, user=self.run_as(), check=False,
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                " ".join(f"'{a}'" for a in self.command()[3:]),
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            user=self.run_as(),
+            check=False,
         )
         if result.returncode != 0:
             raise StartupError(f"embedded PostgreSQL did not start: {result.stderr.strip() or result.stdout.strip()}")
@@ -166,7 +197,9 @@ class EmbeddedPostgres:
     def stop_detached(self) -> None:
         subprocess.run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            capture_output=True, user=self.run_as(), check=False,
+            capture_output=True,
+            user=self.run_as(),
+            check=False,
         )
 
 
@@ -200,14 +233,22 @@ class EmbeddedRedis:
         """Return the server command: loopback only, append-only file so a restart keeps the data."""
         return [
             str(self.binary),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "yes" if daemonize else "no",
-            "--pidfile", str(self.data_dir / "redis.pid"),
-            "--logfile", str(self.log_file) if daemonize else "",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes" if daemonize else "no",
+            "--pidfile",
+            str(self.data_dir / "redis.pid"),
+            "--logfile",
+            str(self.log_file) if daemonize else "",
         ]
 
     def start_detached(self) -> None:

@@ -139,7 +139,7 @@ class ServiceInfo(info_grpc.ServiceInfoServiceServicer):
             expected_schema_version=expected_schema_version(),
         )
 
-    async def GetServiceInfo(self, request: info_pb.GetServiceInfoRequest, context: Any) -> Any:  # noqa: N802
+    async def GetServiceInfo(self, request: info_pb.GetServiceInfoRequest, context: Any) -> Any:
         return self._response
 
 
@@ -165,7 +165,7 @@ def create_server(
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as exc:
-        raise StartupError(f"cannot listen on {address}: the port is already in use or not allowed ({exc})") from None
+        raise StartupError(f"cannot listen on {address}: the port is already in use or not allowed") from exc
     if bound == 0:
         raise StartupError(f"cannot listen on {address}: the port is already in use")
     return server, bound, health_servicer
@@ -226,7 +226,7 @@ async def postgres_check(db: Database, timeout_s: float) -> bool:
                     "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 "
                     "ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END"
                 )
-    except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
+    except Exception as exc:
         log.debug("postgres check failed: %s", exc)
         await db.expire_connections()
         return False

@@ -83,11 +83,13 @@ class Supervisor:
         max_backoff_s: float = 30.0,
         stable_after_s: float = 30.0,
         on_event: Callable[[str, str], None] | None = None,
+        on_spawn: Callable[[Child], None] | None = None,
     ) -> None:
         self.children: dict[str, Child] = {}
         self._max_backoff_s = max_backoff_s
         self._stable_after_s = stable_after_s
         self._on_event = on_event or (lambda name, text: log.info("%s: %s", name, text))
+        self._on_spawn = on_spawn or (lambda child: None)
         self._stopping = False
         self._fatal: asyncio.Future[FatalChildExit] | None = None
 
@@ -112,6 +114,7 @@ class Supervisor:
                 user=spec.user,
             )
         child.started_at = time.monotonic()
+        self._on_spawn(child)
         child.watcher = asyncio.create_task(self._watch(child), name=f"watch-{spec.name}")
 
     async def _watch(self, child: Child) -> None:

@@ -32,8 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     conf = sub.add_parser("config", help="show the effective configuration (secrets masked)")
     conf.add_argument("--markdown", action="store_true", help="print the table of every setting (for docs)")
 
-    bench = sub.add_parser("bench", help="run a benchmark beside its baseline and print the ratios",
-                           add_help=False)
+    bench = sub.add_parser("bench", help="run a benchmark beside its baseline and print the ratios", add_help=False)
     bench.add_argument("bench", choices=available_benchmarks(), help="which benchmark")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of that benchmark (--help for them)")
 

@@ -25,6 +25,7 @@ from aegis.errors import StartupError
 from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
 
 console = Console(highlight=False)
+errors = Console(highlight=False, stderr=True, soft_wrap=True)
 
 EMBEDDED_POSTGRES_PORT = 55432
 EMBEDDED_REDIS_PORT = 56379
@@ -55,10 +56,16 @@ def run(settings: config.Settings) -> int:
     host = os.environ.get("AEGIS_GRPC_HOST", "127.0.0.1")  # locally, listen on loopback unless told otherwise
     use_pg = not settings.database_url and "PGHOST" not in os.environ
     use_redis = not settings.redis_url
-    pg = EmbeddedPostgres(settings.home, int(os.environ.get("AEGIS_EMBEDDED_PG_PORT", EMBEDDED_POSTGRES_PORT))) \
-        if use_pg else None
-    rd = EmbeddedRedis(settings.home, int(os.environ.get("AEGIS_EMBEDDED_REDIS_PORT", EMBEDDED_REDIS_PORT))) \
-        if use_redis else None
+    pg = (
+        EmbeddedPostgres(settings.home, int(os.environ.get("AEGIS_EMBEDDED_PG_PORT", EMBEDDED_POSTGRES_PORT)))
+        if use_pg
+        else None
+    )
+    rd = (
+        EmbeddedRedis(settings.home, int(os.environ.get("AEGIS_EMBEDDED_REDIS_PORT", EMBEDDED_REDIS_PORT)))
+        if use_redis
+        else None
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     preflight(settings, host, pg, rd)
     return asyncio.run(_up(settings, host, pg, rd))
@@ -67,23 +74,43 @@ def run(settings: config.Settings) -> int:
 async def _up(settings: config.Settings, host: str, pg: EmbeddedPostgres | None, rd: EmbeddedRedis | None) -> int:
     home = settings.home
     logs = home / "logs"
-    supervisor = Supervisor(on_event=_say)
+    state_file = home / status_cli.UP_STATE_FILE
+    state: dict[str, object] = {
+        "pid": os.getpid(),
+        "services": {},
+        "pids": {},
+        "logs": str(logs),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+    def write_state(child: object = None) -> None:
+        # Rewritten at every (re)start so that `aegis status` and scripts see current addresses and pids.
+        state["pids"] = {n: c.process.pid for n, c in supervisor.children.items() if c.process is not None}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(state_file)
+
+    supervisor = Supervisor(on_event=_say, on_spawn=write_state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
     env = dict(os.environ)
-    env.update(PYTHONUNBUFFERED="1", AEGIS_HOME=str(home), AEGIS_GRPC_HOST=host,
-               AEGIS_RING_PATH=str(settings.ring_file))
+    env.update(
+        PYTHONUNBUFFERED="1", AEGIS_HOME=str(home), AEGIS_GRPC_HOST=host, AEGIS_RING_PATH=str(settings.ring_file)
+    )
     database_groups: list[str] = []
-    state_file = home / status_cli.UP_STATE_FILE
     code = 0
     try:
         if pg is not None:
             await asyncio.to_thread(pg.prepare)
-            await supervisor.start(ProcessSpec("postgres", pg.command(), dict(os.environ), pg.log_file,
-                                               stop_signal=signal.SIGINT, user=pg.run_as()))
+            await supervisor.start(
+                ProcessSpec(
+                    "postgres", pg.command(), dict(os.environ), pg.log_file, stop_signal=signal.SIGINT, user=pg.run_as()
+                )
+            )
             database_groups.append("postgres")
             await asyncio.to_thread(pg.ensure_database)
             env["DATABASE_URL"] = pg.dsn()
@@ -99,16 +126,14 @@ async def _up(settings: config.Settings, host: str, pg: EmbeddedPostgres | None,
         Path(settings.ring_file).parent.mkdir(parents=True, exist_ok=True)
 
         where: dict[str, str] = {}
+        state["services"] = where
         for name in config.SERVICES:
             port = settings.port_of(name)
             where[name] = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-            await supervisor.start(ProcessSpec(name, [sys.executable, "-m", f"aegis.{name}"], env,
-                                               logs / f"{name}.log"))
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps({
-            "pid": os.getpid(), "services": where, "logs": str(logs),
-            "started_at": dt.datetime.now(dt.UTC).isoformat(),
-        }, indent=2))
+            await supervisor.start(
+                ProcessSpec(name, [sys.executable, "-m", f"aegis.{name}"], env, logs / f"{name}.log")
+            )
+        write_state()
         _print_table(supervisor, where, logs)
         watcher = asyncio.create_task(_announce_serving(where, stop))
         fatal = asyncio.create_task(supervisor.wait_fatal())
@@ -117,13 +142,13 @@ async def _up(settings: config.Settings, host: str, pg: EmbeddedPostgres | None,
         watcher.cancel()
         if fatal in done:
             failure: FatalChildExit = fatal.result()
-            console.print(f"[red]aegis up: {failure.name} cannot run: {failure.last_line}[/red]")
+            errors.print(f"[red]aegis up: {failure.name} cannot run: {failure.last_line}[/red]")
             code = failure.code
         else:
             fatal.cancel()
             console.print("stopping all services ...")
     except StartupError as exc:
-        console.print(f"[red]aegis up: {exc}[/red]")
+        errors.print(f"[red]aegis up: {exc}[/red]")
         code = exc.exit_code
     finally:
         await supervisor.stop([list(config.SERVICES)], timeout_s=settings.grpc.shutdown_grace_s + 2)

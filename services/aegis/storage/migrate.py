@@ -195,8 +195,10 @@ async def repair(conn: asyncpg.Connection, migrations: list[Migration], report: 
         for table in ref_tables:
             if table not in live_tables:
                 await conn.execute(
-                    f"CREATE TABLE {_q(target)}.{_q(table)} (LIKE {_q(scratch)}.{_q(table)} INCLUDING ALL)"
+                    f"CREATE TABLE {_q(target)}.{_q(table)} (LIKE {_q(scratch)}.{_q(table)} "
+                    "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)"
                 )
+                # Constraints and indexes follow below, under their reference names.
                 report.repaired.append(f"created missing table {table}")
                 live_tables.add(table)
                 for r in await conn.fetch(_COLUMNS, target):
@@ -217,8 +219,7 @@ async def repair(conn: asyncpg.Connection, migrations: list[Migration], report: 
             if (ref["table_name"], ref["name"]) in live_constraints:
                 continue
             statement = (
-                f"ALTER TABLE {_q(target)}.{_q(ref['table_name'])} ADD CONSTRAINT {_q(ref['name'])} "
-                f"{ref['definition']}"
+                f"ALTER TABLE {_q(target)}.{_q(ref['table_name'])} ADD CONSTRAINT {_q(ref['name'])} {ref['definition']}"
             )
             await _try(conn, statement, f"added constraint {ref['name']} on {ref['table_name']}", report)
 
@@ -239,20 +240,28 @@ async def repair(conn: asyncpg.Connection, migrations: list[Migration], report: 
 async def _add_column(conn: asyncpg.Connection, schema: str, ref: asyncpg.Record, report: MigrationReport) -> None:
     table, column = ref["table_name"], ref["column_name"]
     parts = [f"ALTER TABLE {_q(schema)}.{_q(table)} ADD COLUMN {_q(column)} {ref['type']}"]
-    if ref["identity"] in ("a", "d"):
-        parts.append("GENERATED " + ("ALWAYS" if ref["identity"] == "a" else "BY DEFAULT") + " AS IDENTITY")
+    identity = _char(ref["identity"])
+    if identity in ("a", "d"):
+        parts.append("GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY")
     elif ref["default_expr"] is not None:
         parts.append(f"DEFAULT {ref['default_expr']}")
     note = ""
     if ref["not_null"]:
         has_rows = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {_q(schema)}.{_q(table)})")
-        if ref["identity"] or ref["default_expr"] is not None or not has_rows:
+        if identity or ref["default_expr"] is not None or not has_rows:
             parts.append("NOT NULL")
         else:
             note = " (left nullable: the table has rows and the column has no default)"
             report.left_alone.append(f"{table}.{column} should be NOT NULL but existing rows have no value")
     await conn.execute(" ".join(parts))
     report.repaired.append(f"added missing column {table}.{column} {ref['type']}{note}")
+
+
+def _char(value: object) -> str:
+    """Return a PostgreSQL "char" column value as str ('' for none): asyncpg may hand it over as bytes."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value or "").strip("\x00 ")
 
 
 async def _try(conn: asyncpg.Connection, statement: str, what: str, report: MigrationReport) -> None:

@@ -1,5 +1,5 @@
-from aegis.trainer.service import DEFINITION
 from aegis.server import main
+from aegis.trainer.service import DEFINITION
 
 if __name__ == "__main__":
     main(DEFINITION)
