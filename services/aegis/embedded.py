@@ -10,6 +10,7 @@ package itself uses (created on first use), and the data directory belongs to th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -59,9 +60,11 @@ class EmbeddedPostgres:
 
     @property
     def bin_dir(self) -> Path:
-        import pgserver  # imported here: only `aegis up` and the test command need it
-
-        return Path(pgserver.__file__).parent / "pginstall" / "bin"
+        # Located without importing pgserver: its import creates runtime directories and warns without XDG_*.
+        spec = importlib.util.find_spec("pgserver")
+        if spec is None or not spec.submodule_search_locations:
+            raise StartupError("embedded PostgreSQL needs the pgserver package (pip install pgserver)")
+        return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
     @property
     def data_dir(self) -> Path:

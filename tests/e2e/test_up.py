@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from aegis import config, testing
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "AEGIS_CONFIG")
 
 
@@ -54,6 +56,11 @@ def processes_mentioning(text: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def process_env(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 def alive(pid: int) -> bool:
@@ -106,9 +113,21 @@ def test_up_runs_everything_restarts_a_killed_service_and_stops_cleanly(running_
         assert testing.GRPC_SERVICE[name] in listed and "grpc.health.v1.Health" in listed
         assert "grpc.reflection.v1alpha.ServerReflection" in listed
 
+    # The README's grpcurl examples work as written (with this run's ports in place of the defaults).
+    examples = [line for line in README.read_text().splitlines() if line.startswith("grpcurl -plaintext 127.0.0.1:")]
+    assert len(examples) >= 3
+    for line in examples:
+        for name, default in config.DEFAULT_PORTS.items():
+            line = line.replace(f"127.0.0.1:{default} ", f"127.0.0.1:{env[f'AEGIS_{name.upper()}_PORT']} ")
+        argv = shlex.split(line)
+        result = subprocess.run([testing.grpcurl(), *argv[1:]], capture_output=True, text=True, timeout=20)
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+
     # Feed and brain share one ring file under $AEGIS_HOME, as the two containers of the pod share /dev/shm.
     state = json.loads((home / "run" / "up.json").read_text())
     assert state["pid"] == proc.pid
+    rings = {name: process_env(report["services"][name]["pid"]).get("AEGIS_RING_PATH") for name in ("feed", "brain")}
+    assert rings["feed"] == rings["brain"] == str(home / "ring" / "shard-0.ring")
 
     # Kill one service outright: status shows it NOT_SERVING, then `aegis up` restarts it and it is SERVING.
     victim = report["services"]["brain"]["pid"]
