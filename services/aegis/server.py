@@ -49,6 +49,9 @@ log = logging.getLogger("aegis.server")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
+LIVENESS_SERVICE = "liveness"
+"""Health service name that is SERVING while the process runs (for liveness probes); "" follows dependencies."""
+
 SERVER_OPTIONS: Sequence[tuple[str, Any]] = (
     ("grpc.so_reuseport", 0),  # two processes must never share a port by accident
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
@@ -210,6 +213,9 @@ class HealthMonitor:
         return serving
 
     async def run(self) -> None:
+        # Liveness answers "the process is alive and its event loop turns", whatever the dependencies say:
+        # Kubernetes must not restart pods because PostgreSQL is down (readiness handles that).
+        await self._health.set(LIVENESS_SERVICE, SERVING)
         await self._set(NOT_SERVING)
         while True:
             await self.check_once()

@@ -150,6 +150,8 @@ def test_health_follows_postgres_down_and_back(tmp_path: Path, redis_url: str) -
             assert proc.wait_status("SERVING"), proc.log_text()
             pg.stop_detached()
             assert proc.wait_status("NOT_SERVING", 10), proc.log_text()
+            # Liveness stays SERVING: a database outage must not make Kubernetes restart the pod.
+            assert testing.health_status(proc.address, service="liveness") == "SERVING"
             pg.start_detached()
             assert proc.wait_status("SERVING", 20), proc.log_text()
             assert proc.process is not None and proc.process.poll() is None  # recovered without a restart
