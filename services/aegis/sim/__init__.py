@@ -1,0 +1,12 @@
+"""A Binance USD-M compatible exchange simulator that replays real recordings (see docs/simulator.md).
+
+    async with Simulator(speed=None) as sim:
+        sim.rest_url, sim.ws_market_url, sim.ws_public_url
+
+or ``python -m aegis.sim --port 0 --speed max``.
+"""
+
+from aegis.sim.config import SimConfig, parse_speed
+from aegis.sim.server import Simulator
+
+__all__ = ["SimConfig", "Simulator", "parse_speed"]
