@@ -23,8 +23,11 @@ class ConfigError(AegisError):
     exit_code = 2
 
 
-class ValidationError(AegisError):
-    """An argument or a piece of data is invalid; the message names the field."""
+class ValidationError(AegisError, ValueError):
+    """An argument or a piece of data is invalid; the message names the field.
+
+    It is also a ValueError, so code written against the standard library's convention catches it too.
+    """
 
     status_code = grpc.StatusCode.INVALID_ARGUMENT
 
