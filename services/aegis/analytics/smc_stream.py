@@ -1,0 +1,473 @@
+"""Streaming SMC: one closed candle at a time, reporting only what is known at that candle.
+
+:class:`StreamingSMC` applies the batch rules of :mod:`aegis.analytics.smc` (the ``smartmoneyconcepts`` rules)
+without looking ahead. Every event carries ``bar`` (the candle whose close produced it, counted from 0 at the
+first ``update``) and ``index`` (the candle it is about); ``bar - index`` is the delay.
+
+Exact relations with the batch functions, for ``L = swing_length`` (tested in ``tests/unit/analytics``):
+
+* Swings: after bar T the detector's swing list equals ``swing_highs_lows(prefix 0..T, L)`` without the synthetic
+  marks on bars 0 and T (:func:`aegis.analytics.smc.strip_edge_swings`). A swing at bar t is reported at bar
+  ``t + L`` (its window ``t-L+1 .. t+L`` is complete then). Only the newest swing is provisional: while no swing
+  of the other type follows, a more extreme one of the same type replaces it (``SwingEvent.replaces``).
+* FVG: the gap at bar i is reported at bar i+1 (it needs candle i+1) and its mitigation at the mitigating bar:
+  the same rows as ``fvg(ohlc, join_consecutive=False)`` (MitigatedIndex 0 there = never reported here).
+* BOS/CHOCH: patterns are checked on the swing list as it stands (a pattern that matches keeps matching when the
+  newest swing is replaced, so no report is withdrawn for that reason); a structure is reported when it is both
+  known and broken, and withdrawn (``superseded``) when the package's rule would clear it: a later structure broke
+  no later than it did. Reported-and-not-withdrawn structures at the end equal ``bos_choch`` on the stripped swings
+  (with ``float32_levels=True``; by default the break is tested against the exact float64 level).
+* Liquidity uses final swings only (a swing is final once a swing of the other type is confirmed after it), so a
+  pool never loses a member: with ``liquidity_band = (max high - min low) * range_percent`` of the same frame,
+  the pools at the end equal ``liquidity(ohlc, swings, range_percent)`` on the stripped swings without the newest
+  (provisional) swing.
+* Order blocks follow the package's rule on the swings known at each bar (the package uses a swing from the bar
+  after it, ``L - 1`` bars before anyone could know it), with its quirks fixed: no duplicates, a mitigation is
+  dated at the mitigating bar on both sides, the fallback candle keeps top = high and bottom = low.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from aegis.errors import ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class SwingEvent:
+    """A swing confirmed at ``bar`` (= index + swing_length); ``replaces`` is the swing it supersedes, if any."""
+
+    bar: int
+    index: int
+    high_low: int
+    level: float
+    replaces: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FvgEvent:
+    """A fair value gap at candle ``index``: formed (reported at index+1) or mitigated (at ``mitigated_index``)."""
+
+    bar: int
+    index: int
+    direction: int
+    top: float
+    bottom: float
+    action: Literal["formed", "mitigated"]
+    mitigated_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StructureEvent:
+    """A BOS or CHOCH marked at swing ``index``: broken at ``broken_index``, or later superseded (withdrawn)."""
+
+    bar: int
+    index: int
+    kind: Literal["BOS", "CHOCH"]
+    direction: int
+    level: float
+    broken_index: int
+    action: Literal["broken", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBlockEvent:
+    """An order block on candle ``index``: formed, mitigated (price through its far side) or removed."""
+
+    bar: int
+    index: int
+    direction: int
+    top: float
+    bottom: float
+    volume: float
+    percentage: float
+    action: Literal["formed", "mitigated", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidityEvent:
+    """A pool of two or more final swings near the level of swing ``index``: formed, grown or swept."""
+
+    bar: int
+    index: int
+    direction: int
+    level: float
+    end: int
+    members: int
+    swept_index: int | None
+    action: Literal["formed", "grown", "swept"]
+
+
+SmcEvent = SwingEvent | FvgEvent | StructureEvent | OrderBlockEvent | LiquidityEvent
+
+
+class _Mark:
+    __slots__ = ("broken", "direction", "kind", "level", "probe", "reported", "swing")
+
+    def __init__(self, swing: int, kind: str, direction: int, level: float, probe: float) -> None:
+        self.swing = swing
+        self.kind = kind
+        self.direction = direction
+        self.level = level
+        self.probe = probe  # the value closes are compared with (float32-rounded in parity mode)
+        self.broken = -1
+        self.reported = False
+
+
+class _Block:
+    __slots__ = ("bottom", "breaker", "direction", "index", "percentage", "top", "volume")
+
+    def __init__(self, index: int, direction: int, top: float, bottom: float, volume: float, pct: float) -> None:
+        self.index = index
+        self.direction = direction
+        self.top = top
+        self.bottom = bottom
+        self.volume = volume
+        self.percentage = pct
+        self.breaker = False
+
+
+class _Pool:
+    __slots__ = ("direction", "high", "levels", "low", "members", "root", "swept")
+
+    def __init__(self, root: int, direction: int, level: float, band: float) -> None:
+        self.root = root
+        self.direction = direction
+        self.levels = [level]
+        self.members = [root]
+        self.low = level - band
+        self.high = level + band
+        self.swept = -1
+
+
+class StreamingSMC:
+    """Causal SMC detector for one symbol and one timeframe: feed closed candles to :meth:`update`."""
+
+    def __init__(
+        self,
+        swing_length: int = 50,
+        *,
+        close_break: bool = True,
+        close_mitigation: bool = False,
+        range_percent: float = 0.01,
+        liquidity_band: float | None = None,
+        float32_levels: bool = False,
+    ) -> None:
+        if int(swing_length) < 1:
+            raise ValidationError("swing_length", f"must be >= 1, got {swing_length}")
+        if liquidity_band is not None and not liquidity_band >= 0:
+            raise ValidationError("liquidity_band", f"must be >= 0, got {liquidity_band}")
+        self.swing_length = int(swing_length)
+        self.close_break = close_break
+        self.close_mitigation = close_mitigation
+        self.range_percent = float(range_percent)
+        self.liquidity_band = liquidity_band
+        self.float32_levels = float32_levels
+        self._open = array("d")
+        self._high = array("d")
+        self._low = array("d")
+        self._close = array("d")
+        self._volume = array("d")
+        self._window_high: deque[float] = deque(maxlen=2 * self.swing_length)
+        self._window_low: deque[float] = deque(maxlen=2 * self.swing_length)
+        self._max_high = -math.inf
+        self._min_low = math.inf
+        self._swings: list[tuple[int, int, float]] = []  # (index, high_low, level); the last one is provisional
+        self._fvgs: list[tuple[int, int, float, float]] = []  # unmitigated (index, direction, top, bottom)
+        self._pending: list[_Mark] = []  # structures known, not broken yet
+        self._broken: list[_Mark] = []  # reported, could still be superseded
+        self._last_mark_swing = -1
+        self._blocks: list[_Block] = []
+        self._crossed: set[int] = set()
+        self._pools: list[_Pool] = []
+
+    @property
+    def delay(self) -> int:
+        """Bars between a swing and the bar that confirms it."""
+        return self.swing_length
+
+    @property
+    def bars(self) -> int:
+        """Candles seen so far."""
+        return len(self._close)
+
+    @property
+    def swings(self) -> tuple[tuple[int, int, float], ...]:
+        """The swings known now as ``(index, high_low, level)``; the last one may still be replaced."""
+        return tuple(self._swings)
+
+    def update(self, open: float, high: float, low: float, close: float, volume: float) -> list[SmcEvent]:
+        """Take the next closed candle; return what became known at it, in a fixed order."""
+        for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
+            if not math.isfinite(value):
+                raise ValidationError(name, f"must be finite, got {value}")
+        t = len(self._close)
+        self._open.append(open)
+        self._high.append(high)
+        self._low.append(low)
+        self._close.append(close)
+        self._volume.append(volume)
+        self._window_high.append(high)
+        self._window_low.append(low)
+        self._max_high = max(self._max_high, high)
+        self._min_low = min(self._min_low, low)
+        events: list[SmcEvent] = []
+        self._update_swings(t, events)
+        self._update_fvgs(t, events)
+        self._update_structures(t, events)
+        self._update_blocks(t, events)
+        self._update_pools(t, events)
+        return events
+
+    # ------------------------------------------------------------------------------------------------ swings
+
+    def _update_swings(self, t: int, events: list[SmcEvent]) -> None:
+        length = self.swing_length
+        s = t - length
+        if s < 2 * length - 1:  # the package's rolling window starts counting at the shifted series' start
+            return
+        if self._high[s] == max(self._window_high):
+            kind = 1
+            level = self._high[s]
+        elif self._low[s] == min(self._window_low):
+            kind = -1
+            level = self._low[s]
+        else:
+            return
+        swings = self._swings
+        if not swings or swings[-1][1] != kind:
+            swings.append((s, kind, level))
+            events.append(SwingEvent(t, s, kind, level))
+            self._check_pattern(t)
+            if len(swings) >= 2:
+                self._add_final_swing(t, *swings[-2], events)
+        elif (kind == 1 and level > swings[-1][2]) or (kind == -1 and level < swings[-1][2]):
+            replaced = swings[-1][0]
+            swings[-1] = (s, kind, level)
+            events.append(SwingEvent(t, s, kind, level, replaced))
+            self._check_pattern(t)
+
+    # --------------------------------------------------------------------------------------------------- FVG
+
+    def _update_fvgs(self, t: int, events: list[SmcEvent]) -> None:
+        high = self._high[t]
+        low = self._low[t]
+        if self._fvgs:
+            still = []
+            for gap in self._fvgs:
+                index, direction, top, bottom = gap
+                if index + 2 <= t and ((direction == 1 and low <= top) or (direction == -1 and high >= bottom)):
+                    events.append(FvgEvent(t, index, direction, top, bottom, "mitigated", t))
+                else:
+                    still.append(gap)
+            self._fvgs = still
+        i = t - 1
+        if i < 1:
+            return
+        o, c = self._open[i], self._close[i]
+        if c > o and self._high[i - 1] < low:
+            gap = (i, 1, low, self._high[i - 1])
+        elif c < o and self._low[i - 1] > high:
+            gap = (i, -1, self._low[i - 1], high)
+        else:
+            return
+        self._fvgs.append(gap)
+        events.append(FvgEvent(t, i, gap[1], gap[2], gap[3], "formed"))
+
+    # --------------------------------------------------------------------------------------------- BOS/CHOCH
+
+    def _check_pattern(self, t: int) -> None:
+        swings = self._swings
+        if len(swings) < 4:
+            return
+        (_, h4, l4), (p, h3, l3), (_, h2, l2), (_, h1, l1) = swings[-4:]
+        if p == self._last_mark_swing:
+            return  # already matched: replacing the newest swing only makes it match harder
+        kind = None
+        if (h4, h3, h2, h1) == (-1, 1, -1, 1):
+            direction = 1
+            if l4 < l2 < l3 < l1:
+                kind = "BOS"
+            elif l1 > l3 > l4 > l2:
+                kind = "CHOCH"
+        elif (h4, h3, h2, h1) == (1, -1, 1, -1):
+            direction = -1
+            if l4 > l2 > l3 > l1:
+                kind = "BOS"
+            elif l1 < l3 < l4 < l2:
+                kind = "CHOCH"
+        if kind is None:
+            return
+        probe = float(np.float32(l3)) if self.float32_levels else l3
+        mark = _Mark(p, kind, direction, l3, probe)
+        self._last_mark_swing = p
+        # look back for a break that already happened (from p+2, as the package does)
+        series = self._close if self.close_break else (self._high if direction == 1 else self._low)
+        for j in range(p + 2, t):
+            if (direction == 1 and series[j] > probe) or (direction == -1 and series[j] < probe):
+                mark.broken = j
+                break
+        self._pending.append(mark)
+
+    def _update_structures(self, t: int, events: list[SmcEvent]) -> None:
+        if not self._pending:
+            return
+        newly: list[_Mark] = []
+        still: list[_Mark] = []
+        for mark in self._pending:
+            if mark.broken < 0 and mark.swing + 2 <= t:
+                value = self._close[t] if self.close_break else (self._high[t] if mark.direction == 1 else self._low[t])
+                if (mark.direction == 1 and value > mark.probe) or (mark.direction == -1 and value < mark.probe):
+                    mark.broken = t
+            (newly if mark.broken >= 0 else still).append(mark)
+        if not newly:
+            return
+        # the package clears every earlier structure that broke no earlier than a later one (or never broke)
+        earliest_later = math.inf
+        survivors: list[_Mark] = []
+        for mark in reversed(newly):
+            if mark.broken < earliest_later:
+                survivors.append(mark)
+            earliest_later = min(earliest_later, mark.broken)
+        # a pending structure marked before a newly broken one can only break later than it: cleared either way
+        self._pending = [m for m in still if not self._cleared_by(m, newly)]
+        kept: list[_Mark] = []
+        for mark in self._broken:
+            if self._cleared_by(mark, newly):
+                events.append(self._structure_event(t, mark, "superseded"))
+            else:
+                kept.append(mark)
+        for mark in reversed(survivors):
+            events.append(self._structure_event(t, mark, "broken"))
+            kept.append(mark)
+        # a structure can only be cleared by one marked later, which breaks at p+2 at the earliest
+        floor = self._swings[-3][0] + 2 if len(self._swings) >= 3 else 0
+        self._broken = [m for m in kept if m.broken >= floor]
+
+    @staticmethod
+    def _structure_event(t: int, mark: _Mark, action: Literal["broken", "superseded"]) -> StructureEvent:
+        kind: Literal["BOS", "CHOCH"] = "BOS" if mark.kind == "BOS" else "CHOCH"
+        return StructureEvent(t, mark.swing, kind, mark.direction, mark.level, mark.broken, action)
+
+    @staticmethod
+    def _cleared_by(mark: _Mark, newly: list[_Mark]) -> bool:
+        return any(other.swing > mark.swing and (mark.broken < 0 or other.broken <= mark.broken) for other in newly)
+
+    # ------------------------------------------------------------------------------------------ order blocks
+
+    def _update_blocks(self, t: int, events: list[SmcEvent]) -> None:
+        o, h, lo, c = self._open[t], self._high[t], self._low[t], self._close[t]
+        if self._blocks:
+            still = []
+            for block in self._blocks:
+                removed = False
+                if block.direction == 1:
+                    if block.breaker:
+                        removed = h > block.top
+                    elif (min(o, c) if self.close_mitigation else lo) < block.bottom:
+                        block.breaker = True
+                        events.append(self._block_event(t, block, "mitigated"))
+                else:
+                    if block.breaker:
+                        removed = lo < block.bottom
+                    elif (max(o, c) if self.close_mitigation else h) > block.top:
+                        block.breaker = True
+                        events.append(self._block_event(t, block, "mitigated"))
+                if removed:
+                    events.append(self._block_event(t, block, "removed"))
+                else:
+                    still.append(block)
+            self._blocks = still
+        last_high = last_low = None
+        for index, kind, _ in reversed(self._swings[-2:]):
+            if kind == 1 and last_high is None:
+                last_high = index
+            elif kind == -1 and last_low is None:
+                last_low = index
+        if last_high is not None and c > self._high[last_high] and last_high not in self._crossed:
+            self._crossed.add(last_high)
+            self._form_block(t, last_high, 1, events)
+        if last_low is not None and c < self._low[last_low] and last_low not in self._crossed:
+            self._crossed.add(last_low)
+            self._form_block(t, last_low, -1, events)
+
+    def _form_block(self, t: int, swing: int, direction: int, events: list[SmcEvent]) -> None:
+        best = t - 1
+        if t - swing > 1:
+            best = swing + 1
+            if direction == 1:
+                for c in range(swing + 2, t):
+                    if self._low[c] <= self._low[best]:
+                        best = c
+            else:
+                for c in range(swing + 2, t):
+                    if self._high[c] >= self._high[best]:
+                        best = c
+        if any(b.index == best and b.direction == direction for b in self._blocks):
+            return
+        vol = self._volume
+        recent = vol[t] + (vol[t - 1] if t >= 1 else 0.0)
+        older = vol[t - 2] if t >= 2 else 0.0
+        total = recent + older
+        bigger = max(recent, older)
+        pct = min(recent, older) / bigger * 100.0 if bigger != 0 else 100.0
+        block = _Block(best, direction, self._high[best], self._low[best], total, pct)
+        self._blocks.append(block)
+        events.append(self._block_event(t, block, "formed"))
+
+    @staticmethod
+    def _block_event(t: int, block: _Block, action: Literal["formed", "mitigated", "removed"]) -> OrderBlockEvent:
+        return OrderBlockEvent(
+            t, block.index, block.direction, block.top, block.bottom, block.volume, block.percentage, action
+        )
+
+    # --------------------------------------------------------------------------------------------- liquidity
+
+    def _add_final_swing(self, t: int, index: int, direction: int, level: float, events: list[SmcEvent]) -> None:
+        for pool in self._pools:
+            if pool.direction != direction or (pool.swept >= 0 and index >= pool.swept):
+                continue
+            if pool.low <= level <= pool.high:
+                pool.levels.append(level)
+                pool.members.append(index)
+                events.append(self._pool_event(t, pool, "formed" if len(pool.members) == 2 else "grown"))
+                return
+        if self.liquidity_band is not None:
+            band = float(self.liquidity_band)
+        else:
+            band = (self._max_high - self._min_low) * self.range_percent
+        pool = _Pool(index, direction, level, band)
+        for j in range(index + 1, t + 1):
+            if (direction == 1 and self._high[j] >= pool.high) or (direction == -1 and self._low[j] <= pool.low):
+                pool.swept = j
+                break
+        self._pools.append(pool)
+
+    def _update_pools(self, t: int, events: list[SmcEvent]) -> None:
+        if not self._pools:
+            return
+        h, lo = self._high[t], self._low[t]
+        # a swept pool can still take a final swing older than its sweep; the next final swing is newer than this
+        newest_final = self._swings[-2][0] if len(self._swings) >= 2 else -1
+        still = []
+        for pool in self._pools:
+            reached = h >= pool.high if pool.direction == 1 else lo <= pool.low
+            if pool.swept < 0 and reached:
+                pool.swept = t
+                if len(pool.members) >= 2:
+                    events.append(self._pool_event(t, pool, "swept"))
+            if pool.swept < 0 or pool.swept > newest_final:
+                still.append(pool)
+        self._pools = still
+
+    @staticmethod
+    def _pool_event(t: int, pool: _Pool, action: Literal["formed", "grown", "swept"]) -> LiquidityEvent:
+        level = sum(pool.levels) / len(pool.levels)
+        swept = pool.swept if pool.swept >= 0 else None
+        return LiquidityEvent(t, pool.root, pool.direction, level, pool.members[-1], len(pool.members), swept, action)
