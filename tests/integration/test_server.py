@@ -74,15 +74,21 @@ def test_every_service_serves_health_reflection_and_its_api(
         assert proc.stop() == 0
 
 
-def test_an_rpc_not_built_yet_answers_unimplemented(service_env: dict[str, str], tmp_path: Path) -> None:
-    with testing.service("risk", service_env, tmp_path) as proc, grpc.insecure_channel(proc.address) as channel:
-        assert proc.wait_status("SERVING")
-        with pytest.raises(grpc.RpcError) as caught:
-            risk_pb2_grpc.RiskServiceStub(channel).GetSymbolRules(
-                risk_pb2.GetSymbolRulesRequest(symbol="BTCUSDT"), timeout=5
-            )
+async def test_an_rpc_not_built_yet_answers_unimplemented() -> None:
+    from aegis.server import create_server, unbuilt_registration
+
+    server, port, _ = create_server([unbuilt_registration(risk_pb2_grpc, "RiskService")], "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await risk_pb2_grpc.RiskServiceStub(channel).GetSymbolRules(
+                    risk_pb2.GetSymbolRulesRequest(symbol="BTCUSDT"), timeout=5
+                )
         assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "RiskService/GetSymbolRules is not available" in caught.value.details()
+    finally:
+        await server.stop(0)
 
 
 def test_sigterm_lets_in_flight_calls_finish_and_exits_0(redis_url: str, tmp_path: Path) -> None:

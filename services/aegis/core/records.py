@@ -19,7 +19,7 @@ Byte layout (little-endian, 128 bytes, every field naturally aligned)::
     13      code1           u1    LIQUIDATION: order status (ORDER_STATUS_CODES)
     14      reserved        u2    zero
     16      event_time_ms   i8    exchange event time ("E"), Unix ms
-    24      recv_time_ns    i8    local receive time, CLOCK_MONOTONIC ns of the feed host
+    24      recv_time_ns    i8    local receive time, Unix ns (wall clock) of the feed host; replay: recorded
     32      f0 … f6         f8×7  kind-specific floats
     88      i0 … i4         i8×5  kind-specific integers
 
@@ -68,6 +68,7 @@ KIND_NAMES: Final[dict[int, str]] = {
 FLAG_BUYER_IS_MAKER: Final = 0x01  # TRADE: the buyer was the maker ("m": true), i.e. an aggressive sell
 FLAG_KLINE_CLOSED: Final = 0x02  # KLINE: this is the final update of the bar ("x": true)
 FLAG_SELL: Final = 0x04  # LIQUIDATION: side is SELL (a long was liquidated)
+FLAG_REST: Final = 0x08  # KLINE: fetched over REST by the feed to fill a gap after a reconnect (always closed)
 FLAG_REPLAY: Final = 0x80  # the record came from a replay source, not a live stream
 
 ORDER_TYPE_CODES: Final[dict[str, int]] = {"LIMIT": 1, "MARKET": 2}

@@ -80,6 +80,8 @@ TIME_WENT_BACKWARDS: Final = "time_went_backwards"
 OUT_OF_SEQUENCE: Final = "out_of_sequence"
 BAD_CANDLE: Final = "bad_candle"
 CROSSED_BOOK: Final = "crossed_book"
+DUPLICATE_KLINE: Final = "duplicate_kline"
+"""A closed 1m kline the feed already published (resent after a reconnect or already fetched over REST)."""
 
 REASONS: Final[tuple[str, ...]] = (
     MALFORMED_JSON,
@@ -95,6 +97,7 @@ REASONS: Final[tuple[str, ...]] = (
     OUT_OF_SEQUENCE,
     BAD_CANDLE,
     CROSSED_BOOK,
+    DUPLICATE_KLINE,
 )
 """Every reason a frame can be rejected for (the order is the code order of :data:`REASON_CODES`)."""
 

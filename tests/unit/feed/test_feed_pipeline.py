@@ -261,5 +261,5 @@ def test_monotonic_receive_times_use_the_clock_for_the_skew_bound() -> None:
 
 
 def test_reasons_are_a_fixed_snake_case_set() -> None:
-    assert len(set(REASONS)) == len(REASONS) == 13
+    assert len(set(REASONS)) == len(REASONS) == 14
     assert all(reason.replace("_", "").isalpha() and reason.islower() for reason in REASONS)

@@ -1,0 +1,302 @@
+"""The brain's ring consumer: batches of records from the feed's ring → firewall → candles and ticks → bus.
+
+One :meth:`RingConsumer.step` reads up to ``batch_records`` records with ``RingReader.read_into`` (one copy into
+a reused buffer), drops what the consumer-side firewall refuses, runs the candle/tick kernel over the batch,
+publishes the closed candles and one tick update per touched symbol on the event bus, and hands the closed
+candles to the writer (which never blocks). Under a burst batches grow, and within a batch book-ticker and
+mark-price updates of a symbol collapse into the newest (counted as conflated); trades and klines are never
+skipped: every one of them goes through the candle kernel.
+
+Lag, as GetBrainStatus reports it:
+
+* ``lag_records`` = ring published − reader cursor + 1: records published and not read yet;
+* ``lag_ns``: at the moment the newest record of a batch was processed, how long ago the feed had received it
+  (``recv_time_ns`` is the feed host's clock — CLOCK_MONOTONIC or Unix ns, told apart by size, see
+  :data:`WALL_CLOCK_NS`; feed and brain share the host in the pod; replayed records carry the recording's
+  receive time, so their age is not a lag and is not reported);
+* the reader's counters: records lost to overruns, overruns, torn reads, resyncs, writer epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from aegis.brain.candles import CandleBook
+from aegis.brain.events import EventBus
+from aegis.brain.persistence import CandleWriter
+from aegis.brain.timeframes import Clock, SystemClock
+from aegis.core import records as rec
+from aegis.core import ring
+from aegis.core.ring import RingNotReadyError, RingReader
+
+log = logging.getLogger("aegis.brain.consumer")
+
+RATE_WINDOW_NS = 10_000_000_000
+"""ticks_per_second is measured over the last 10 s."""
+
+WALL_CLOCK_NS = 10**17
+"""A ``recv_time_ns`` above this (1973 as Unix ns; three years of uptime as CLOCK_MONOTONIC) is a wall-clock time.
+
+The ring's receive time has been CLOCK_MONOTONIC and is becoming Unix ns (wall clock); telling them apart by size
+keeps the lag right with either feed.
+"""
+
+REST_BACKFILL_FLAG: int = getattr(rec, "FLAG_REST", 0)
+"""Record flag the feed sets on klines it backfilled over REST (0 with a record layout that has none)."""
+
+
+class RecordFilter(Protocol):
+    """The consumer-side firewall: ``check(batch, now_ms) -> (ok_mask, reason_codes)``, counting by reason."""
+
+    symbol_count: int | None
+    counts: dict[str, int]
+
+    def check(self, batch: np.ndarray, now_ms: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def default_record_filter() -> RecordFilter | None:
+    """Return the feed's secondary firewall (``aegis.feed.firewall.RecordChecker``), or None if it is missing.
+
+    This is the one hook where the brain re-checks what it reads: the feed validates every event before it
+    publishes, and this second look at the numbers protects the brain from a bad writer or a corrupted slot.
+    """
+    try:
+        from aegis.feed.firewall import RecordChecker
+    except ImportError:  # pragma: no cover - the feed ships it; keep the brain usable without
+        log.warning("aegis.feed.firewall.RecordChecker is not available: ring records are not re-checked")
+        return None
+    return RecordChecker(logger=logging.getLogger("aegis.brain.firewall"))
+
+
+class RingConsumer:
+    """Read the feed's ring and keep the candle book, the bus and the writer fed."""
+
+    def __init__(
+        self,
+        path: Path,
+        book: CandleBook,
+        bus: EventBus,
+        writer: CandleWriter,
+        *,
+        clock: Clock | None = None,
+        batch_records: int = 4096,
+        idle_sleep_s: float = 0.002,
+        attach_interval_s: float = 0.5,
+        quiet_close_s: float = 10.0,
+        record_filter: RecordFilter | None = None,
+        on_new_symbols: Any = None,
+    ) -> None:
+        self.path = Path(path)
+        self.book = book
+        self.bus = bus
+        self.writer = writer
+        self._clock = clock or SystemClock()
+        self._buffer = np.zeros(batch_records, dtype=rec.MARKET_RECORD)
+        self._idle_sleep_s = idle_sleep_s
+        self._attach_interval_s = attach_interval_s
+        self._quiet_close_ms = int(quiet_close_s * 1000)
+        self._filter = record_filter
+        self._on_new_symbols = on_new_symbols
+        self.reader: RingReader | None = None
+        self.state = "waiting"
+        self._ring_ids = np.zeros(0, dtype=np.int64)  # ring symbol id -> book index
+        self._seen_resyncs = 0
+        self._seen_epoch_changes = 0
+        self.records_processed = 0
+        self.records_rejected = 0
+        self.batches = 0
+        self.last_lag_ns: int | None = None
+        self.last_event_time_ms = 0
+        self._last_replay = False
+        self._rate: deque[tuple[int, int]] = deque()
+        self._next_quiet_check_ns = 0
+        self.attached_at_ns: int | None = None
+
+    # -- attaching -------------------------------------------------------------------------------------------
+
+    async def wait_for_ring(self) -> RingReader:
+        """Attach to the ring, waiting (without blocking the event loop) until the feed has created it."""
+        logged = False
+        while True:
+            try:
+                reader = ring.attach(
+                    self.path, rec.MARKET_RECORD, layout_name=rec.MARKET_RECORD_LAYOUT, timeout=0.0, start="oldest"
+                )
+            except RingNotReadyError as exc:
+                if not logged:
+                    log.info("waiting for the feed to create the ring %s (%s)", self.path, exc)
+                    logged = True
+                await asyncio.sleep(self._attach_interval_s)
+                continue
+            self.attach(reader)
+            return reader
+
+    def attach(self, reader: RingReader) -> None:
+        """Start consuming ``reader`` (the service attaches by path; tests may hand one in)."""
+        self.reader = reader
+        self.state = "attached"
+        self.attached_at_ns = self._clock.monotonic_ns()
+        self._seen_resyncs = reader.resyncs
+        self._seen_epoch_changes = reader.epoch_changes
+        self.book.mark_gap()
+        self._refresh_symbols()
+        log.info(
+            "attached to the ring %s (epoch %d, %d symbols, %d records behind)",
+            self.path,
+            reader.epoch,
+            len(self._ring_ids),
+            reader.lag,
+        )
+
+    def _refresh_symbols(self) -> None:
+        assert self.reader is not None
+        table = self.reader.symbols()
+        ids = np.full(max(table, default=-1) + 1, -1, dtype=np.int64)
+        new = []
+        for ring_id, name in table.items():
+            if not self.book.has_symbol(name):
+                new.append(name)
+            ids[ring_id] = self.book.symbol_index(name)
+        self._ring_ids = ids
+        if self._filter is not None:
+            self._filter.symbol_count = len(ids)
+        if new and self._on_new_symbols is not None:
+            self._on_new_symbols(new)
+
+    # -- consuming -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Wait for the ring, then consume it forever."""
+        if self.reader is None:
+            await self.wait_for_ring()
+        while True:
+            if self.step() == 0:
+                self.close_quiet_candles()
+                await asyncio.sleep(self._idle_sleep_s)
+            else:
+                await asyncio.sleep(0)  # let gRPC calls, the bus and the writer run between batches
+
+    def step(self) -> int:
+        """Read and process one batch; return how many records were read (0: nothing published)."""
+        reader = self.reader
+        if reader is None:
+            return 0
+        count = reader.read_into(self._buffer)
+        if reader.epoch_changes != self._seen_epoch_changes:
+            self._seen_epoch_changes = reader.epoch_changes
+            self._refresh_symbols()  # a re-created ring file may number its symbols differently
+        if reader.resyncs != self._seen_resyncs:
+            self._seen_resyncs = reader.resyncs
+            self.book.mark_gap()  # the records we lost may belong to the candles forming now
+        if count == 0:
+            return 0
+        batch = self._buffer[:count]
+        if int(batch["symbol_id"].max()) >= len(self._ring_ids):
+            self._refresh_symbols()
+        if self._filter is not None:
+            ok, _ = self._filter.check(batch, self._clock.time_ns() // 1_000_000)
+            if not ok.all():
+                self.records_rejected += int(count - ok.sum())
+                batch = batch[ok]
+        if batch.shape[0]:
+            self._process(batch)
+        self.records_processed += count
+        self.batches += 1
+        now_ns = self._clock.monotonic_ns()
+        self._rate.append((now_ns, count))
+        while self._rate and self._rate[0][0] < now_ns - RATE_WINDOW_NS:
+            self._rate.popleft()
+        return count
+
+    def _process(self, batch: np.ndarray) -> None:
+        symbol_index = self._ring_ids[batch["symbol_id"]]
+        closed = self.book.process(batch, symbol_index)
+        for event in closed:
+            self.bus.publish(event)
+            self.writer.submit(event.candle)
+        for tick in self.book.take_ticks():
+            self.bus.publish(tick)
+        last = batch[-1]
+        self._last_replay = bool(int(last["flags"]) & rec.FLAG_REPLAY)
+        self.last_event_time_ms = int(last["event_time_ms"])
+        if self._last_replay:
+            self.last_lag_ns = None
+        else:
+            recv_ns = int(last["recv_time_ns"])
+            now_ns = self._clock.time_ns() if recv_ns > WALL_CLOCK_NS else self._clock.monotonic_ns()
+            self.last_lag_ns = max(0, now_ns - recv_ns)
+
+    def close_quiet_candles(self) -> int:
+        """Close live candles nothing has closed ``quiet_close_s`` after their end (symbols that went quiet).
+
+        Only when every published record has been read (nothing waiting could still change them), at most once
+        a second, and never while replayed records are flowing (a replay closes candles by record times only).
+        """
+        if self._quiet_close_ms <= 0 or self._last_replay or self.reader is None or self.reader.lag > 0:
+            return 0
+        now_ns = self._clock.monotonic_ns()
+        if now_ns < self._next_quiet_check_ns:
+            return 0
+        self._next_quiet_check_ns = now_ns + 1_000_000_000
+        closed = self.book.close_due(self._clock.time_ns() // 1_000_000, self._quiet_close_ms)
+        for event in closed:
+            self.bus.publish(event)
+            self.writer.submit(event.candle)
+        return len(closed)
+
+    # -- status ----------------------------------------------------------------------------------------------
+
+    @property
+    def ticks_per_second(self) -> float:
+        if not self._rate:
+            return 0.0
+        now_ns = self._clock.monotonic_ns()
+        total = sum(n for t, n in self._rate if t >= now_ns - RATE_WINDOW_NS)
+        window_ns = min(RATE_WINDOW_NS, now_ns - (self.attached_at_ns or now_ns)) or RATE_WINDOW_NS
+        return total / (max(window_ns, 1_000_000_000) / 1e9)
+
+    def status(self) -> dict[str, Any]:
+        """Return the consumer's lag and counters (the ring part of GetBrainStatus)."""
+        reader = self.reader
+        out: dict[str, Any] = {
+            "state": self.state,
+            "ring": str(self.path),
+            "records_processed": self.records_processed,
+            "records_rejected": self.records_rejected,
+            "batches": self.batches,
+            "ticks_per_second": self.ticks_per_second,
+            "lag_ns": self.last_lag_ns,
+            "last_event_time_ms": self.last_event_time_ms,
+            "replaying": self._last_replay,
+        }
+        if reader is not None:
+            stats = reader.stats()
+            out.update(
+                lag_records=reader.lag,
+                published=reader.published,
+                cursor=reader.cursor,
+                writer_epoch=reader.epoch,
+                resyncs=stats["resyncs"],
+                overruns=stats["overruns"],
+                records_lost=stats["records_lost"],
+                torn_reads=stats["torn_reads"],
+                epoch_changes=stats["epoch_changes"],
+                writer_heartbeat_age_s=reader.writer_heartbeat_age_ns() / 1e9,
+            )
+        if self._filter is not None:
+            out["rejected_by_reason"] = {k: v for k, v in self._filter.counts.items() if v}
+        return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the ring and candle kernels."""
+    from aegis.brain import candles
+
+    ring.warm_up()
+    candles.warm_up()

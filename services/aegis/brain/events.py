@@ -1,0 +1,286 @@
+"""The brain's in-process event bus: typed, immutable events and a priority dispatcher.
+
+Five events travel on it: :class:`TickUpdate`, :class:`CandleClosed`, :class:`SignalGenerated`,
+:class:`OrderRequest` and :class:`OrderFilled`. The dispatcher hands them to subscribers one at a time, always the
+most urgent first, so order and exit handling never waits behind analytics work:
+
+====  ==========================================  ======================================================
+rank  events                                      why
+====  ==========================================  ======================================================
+0     ``OrderRequest``, ``OrderFilled``           money is moving: an order or a fill is never queued behind
+                                                  anything
+1     ``TickUpdate`` and any event with ``exit``  stops and take-profits are checked on prices
+2     ``SignalGenerated``                         a decision waiting to be sized
+3     ``CandleClosed``                            analytics: indicators, SMC, features
+====  ==========================================  ======================================================
+
+Within a rank events keep their publication order. Nothing is ever dropped, with one deliberate exception: while
+a :class:`TickUpdate` of a symbol is still waiting, a newer one of the same symbol is *merged* into it (latest
+prices win, the trade high/low/volume since the last delivered tick are combined), so a burst cannot grow the
+queue beyond one pending tick per symbol and no touched price is lost. Trades and klines never travel as
+individual events: they are folded into candles (``CandleClosed``) and tick summaries before they reach the bus.
+
+Prices inside orders and fills are ``Decimal`` (money); candle and tick values are float64 (analytics), as in
+the rest of AEGIS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import msgspec
+
+log = logging.getLogger("aegis.brain.events")
+
+RANK_ORDER = 0
+RANK_EXIT = 1
+RANK_SIGNAL = 2
+RANK_ANALYTICS = 3
+RANKS = 4
+
+
+class Candle(msgspec.Struct, frozen=True, kw_only=True):
+    """One OHLCV candle (float64 values; converted to Decimal/NUMERIC at the storage boundary)."""
+
+    symbol: str
+    timeframe: str
+    open_time_ms: int
+    close_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trade_count: int
+    taker_buy_volume: float
+    source: str
+    """'trades' (built from trades), 'stream' (the exchange's closed kline), 'rest', or 'replay'."""
+    closed: bool = True
+    partial: bool = False
+    """True when the candle may miss trades (the first candle after the brain (re)attached, or a rolled-up candle
+    with a missing part); a partial candle never replaces a stored one."""
+
+
+class TickUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The newest prices of one symbol, plus the trades seen since the previous tick update was published.
+
+    ``trade_high``/``trade_low`` cover every trade since the previous update of this symbol (NaN when there was
+    none), so an exit check that only sees this event still sees every price that traded.
+    """
+
+    rank: ClassVar[int] = RANK_EXIT
+    symbol: str
+    event_time_ms: int
+    recv_time_ns: int
+    last_price: float
+    trade_high: float
+    trade_low: float
+    trade_volume: float
+    trade_count: int
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    mark_price: float
+    index_price: float
+    funding_rate: float
+    next_funding_time_ms: int
+    merged: int = 0
+    """How many updates were merged into this one (conflation)."""
+
+    def merge(self, newer: TickUpdate) -> TickUpdate:
+        """Return ``newer`` carrying the trade range and volume of both (latest prices win)."""
+        if self.trade_count == 0:
+            high, low = newer.trade_high, newer.trade_low
+        elif newer.trade_count == 0:
+            high, low = self.trade_high, self.trade_low
+        else:
+            high, low = max(self.trade_high, newer.trade_high), min(self.trade_low, newer.trade_low)
+        return msgspec.structs.replace(
+            newer,
+            trade_high=high,
+            trade_low=low,
+            trade_volume=self.trade_volume + newer.trade_volume,
+            trade_count=self.trade_count + newer.trade_count,
+            merged=self.merged + newer.merged + 1,
+        )
+
+
+class CandleClosed(msgspec.Struct, frozen=True, kw_only=True):
+    """A candle closed, or a closed candle was corrected (by the exchange's kline, or a late part)."""
+
+    rank: ClassVar[int] = RANK_ANALYTICS
+    candle: Candle
+    corrected: bool = False
+
+
+class SignalGenerated(msgspec.Struct, frozen=True, kw_only=True):
+    """A trade idea from the strategy (filled in when the strategy lands)."""
+
+    rank: ClassVar[int] = RANK_SIGNAL
+    signal_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    """'LONG' or 'SHORT'."""
+    entry_price: Decimal
+    sl_pct: float
+    tp_pct: float
+    confidence: float
+    candle_open_time_ms: int
+    created_time_ns: int
+    predicted_return_pct: float = math.nan
+    model_version: str = ""
+    reasons: tuple[str, ...] = ()
+
+
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """An order the brain wants placed (entry or exit)."""
+
+    rank: ClassVar[int] = RANK_ORDER
+    client_order_id: str
+    account: str
+    symbol: str
+    side: str
+    """'BUY' or 'SELL'."""
+    order_type: str
+    quantity: Decimal
+    created_time_ns: int
+    price: Decimal | None = None
+    reduce_only: bool = False
+    exit: bool = False
+    signal_id: str = ""
+
+
+class OrderFilled(msgspec.Struct, frozen=True, kw_only=True):
+    """An execution of (part of) an order."""
+
+    rank: ClassVar[int] = RANK_ORDER
+    client_order_id: str
+    account: str
+    symbol: str
+    side: str
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    fill_time_ms: int
+    reduce_only: bool = False
+
+
+Event = TickUpdate | CandleClosed | SignalGenerated | OrderRequest | OrderFilled
+Handler = Callable[[Any], Awaitable[None] | None]
+
+
+def rank_of(event: Any) -> int:
+    """Return the dispatch rank of ``event`` (0 = first); an event marked ``exit`` ranks with exits."""
+    rank = event.rank
+    if rank > RANK_EXIT and getattr(event, "exit", False):
+        return RANK_EXIT
+    return rank
+
+
+class EventBus:
+    """Publish events without blocking; dispatch them to subscribers most urgent first (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._queues: list[deque[Any]] = [deque() for _ in range(RANKS)]
+        self._pending_ticks: dict[str, TickUpdate] = {}
+        self._handlers: dict[type, list[tuple[Handler, bool]]] = {}
+        self._wakeup = asyncio.Event()
+        self.published = 0
+        self.dispatched = 0
+        self.conflated = 0
+        self.handler_errors = 0
+        self.signals = 0
+
+    def subscribe(self, event_type: type, handler: Handler) -> None:
+        """Call ``handler(event)`` (a function or a coroutine function) for every event of ``event_type``."""
+        is_async = inspect.iscoroutinefunction(handler)
+        self._handlers.setdefault(event_type, []).append((handler, is_async))
+
+    def publish(self, event: Any) -> None:
+        """Queue ``event``; never blocks, never drops (ticks of a symbol merge while one is pending)."""
+        self.published += 1
+        if type(event) is SignalGenerated:
+            self.signals += 1
+        if type(event) is TickUpdate:
+            pending = self._pending_ticks.get(event.symbol)
+            if pending is not None:
+                self._pending_ticks[event.symbol] = pending.merge(event)
+                self.conflated += 1
+                return
+            self._pending_ticks[event.symbol] = event
+            self._queues[RANK_EXIT].append(event.symbol)  # the symbol holds the place; the tick is looked up
+        else:
+            self._queues[rank_of(event)].append(event)
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues)
+
+    def pending_by_rank(self) -> list[int]:
+        return [len(q) for q in self._queues]
+
+    def next_event(self) -> Any | None:
+        """Remove and return the most urgent pending event, or None."""
+        for rank, queue in enumerate(self._queues):
+            if queue:
+                item = queue.popleft()
+                if rank == RANK_EXIT and type(item) is str:
+                    return self._pending_ticks.pop(item)
+                return item
+        return None
+
+    async def dispatch(self, event: Any) -> None:
+        """Hand ``event`` to its subscribers; a failing subscriber is logged and counted, never fatal to the bus."""
+        self.dispatched += 1
+        for handler, is_async in self._handlers.get(type(event), ()):
+            try:
+                if is_async:
+                    await handler(event)  # type: ignore[misc]
+                else:
+                    handler(event)
+            except Exception:
+                self.handler_errors += 1
+                log.exception("event handler %s failed on %s", getattr(handler, "__name__", handler), type(event))
+
+    async def drain(self, limit: int | None = None) -> int:
+        """Dispatch pending events (all, or at most ``limit``) now; return how many. For tests and replays."""
+        done = 0
+        while limit is None or done < limit:
+            event = self.next_event()
+            if event is None:
+                break
+            await self.dispatch(event)
+            done += 1
+        return done
+
+    async def run(self) -> None:
+        """Dispatch forever (the bus's background task)."""
+        while True:
+            event = self.next_event()
+            if event is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self.dispatch(event)
+            await asyncio.sleep(0)  # let the ring consumer and gRPC calls in between two events
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "dispatched": self.dispatched,
+            "conflated": self.conflated,
+            "handler_errors": self.handler_errors,
+            "signals": self.signals,
+            "pending_by_rank": self.pending_by_rank(),
+        }

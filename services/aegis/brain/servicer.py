@@ -1,0 +1,154 @@
+"""MarketService over gRPC: translate requests into :class:`aegis.brain.market.MarketQueries` calls and back.
+
+ListSignals and StreamSignals answer UNIMPLEMENTED until the strategy lands. Errors become status codes in one
+place (``aegis.server.abort_with``): ValidationError → INVALID_ARGUMENT naming the field, NotFoundError →
+NOT_FOUND, DependencyUnavailable → UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from aegis.brain.events import Candle
+from aegis.brain.numeric import price_text, volume_text
+from aegis.brain.timeframes import INDEX_BY_NAME, TIMEFRAMES
+from aegis.errors import AegisError, DependencyUnavailable
+from aegis.server import Registration, abort_with, unimplemented_servicer
+from aegis.v1 import common_pb2 as common_pb
+from aegis.v1 import market_pb2 as market_pb
+from aegis.v1 import market_pb2_grpc as market_grpc
+
+if TYPE_CHECKING:
+    from aegis.brain.market import MarketQueries
+
+SERVICE_NAME = "aegis.v1.MarketService"
+IMPLEMENTED = ("GetMarketState", "ListCandles", "GetBrainStatus")
+
+
+def timestamp_ms(ms: int) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp
+
+
+def candle_to_pb(c: Candle) -> common_pb.Candle:
+    return common_pb.Candle(
+        symbol=c.symbol,
+        timeframe=TIMEFRAMES[INDEX_BY_NAME[c.timeframe]].proto,
+        open_time=timestamp_ms(c.open_time_ms),
+        close_time=timestamp_ms(c.close_time_ms),
+        open=price_text(c.open),
+        high=price_text(c.high),
+        low=price_text(c.low),
+        close=price_text(c.close),
+        volume=volume_text(c.volume),
+        quote_volume=volume_text(c.quote_volume),
+        trade_count=c.trade_count,
+        taker_buy_volume=volume_text(c.taker_buy_volume),
+        closed=c.closed,
+    )
+
+
+def _ms(message: Any, name: str) -> int | None:
+    return getattr(message, name).ToMilliseconds() if message.HasField(name) else None
+
+
+class Runtime:
+    """Where the servicer finds the brain's queries once the background start-up has built them."""
+
+    queries: MarketQueries | None = None
+
+    def require(self) -> MarketQueries:
+        if self.queries is None:
+            raise DependencyUnavailable("the brain is still starting (loading its candle engine); retry shortly")
+        return self.queries
+
+
+_Base = unimplemented_servicer(market_grpc.MarketServiceServicer, SERVICE_NAME, implemented=IMPLEMENTED)
+
+
+class MarketServicer(_Base):  # type: ignore[misc,valid-type]
+    """The thin translator (STYLE habit 1)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def ListCandles(
+        self, request: market_pb.ListCandlesRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb.ListCandlesResponse:
+        try:
+            page = await self._runtime.require().list_candles(
+                request.symbol,
+                request.timeframe,
+                _ms(request, "start_time"),
+                _ms(request, "end_time"),
+                request.page_size,
+                request.page_token,
+            )
+        except AegisError as exc:
+            await abort_with(context, exc)
+        return market_pb.ListCandlesResponse(
+            candles=[candle_to_pb(c) for c in page.candles], next_page_token=page.next_page_token
+        )
+
+    async def GetMarketState(
+        self, request: market_pb.GetMarketStateRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb.GetMarketStateResponse:
+        try:
+            state = await self._runtime.require().market_state(request.symbol, request.timeframe, request.limit)
+        except AegisError as exc:
+            await abort_with(context, exc)
+        response = market_pb.GetMarketStateResponse(
+            symbol=state.symbol,
+            timeframe=TIMEFRAMES[INDEX_BY_NAME[state.timeframe]].proto,
+            candles=[candle_to_pb(c) for c in state.candles],
+            last_price=price_text(state.last_price),
+            mark_price=price_text(state.mark_price),
+            funding_rate=price_text(state.funding_rate),
+            as_of_time=timestamp_ms(state.as_of_ms),
+        )
+        if state.next_funding_time_ms > 0:
+            response.next_funding_time.CopyFrom(timestamp_ms(state.next_funding_time_ms))
+        return response
+
+    async def GetBrainStatus(
+        self, request: market_pb.GetBrainStatusRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb.GetBrainStatusResponse:
+        try:
+            status = self._runtime.require().brain_status()
+        except AegisError as exc:
+            await abort_with(context, exc)
+        start = timestamp_pb2.Timestamp()
+        start.FromDatetime(status.started_at.astimezone(dt.UTC).replace(tzinfo=None))
+        shards = []
+        for shard in status.shards:
+            entry = market_pb.BrainShardStatus(
+                shard_index=shard.shard_index,
+                lag_records=shard.lag_records,
+                writer_epoch=shard.writer_epoch,
+                resync_count=shard.resync_count,
+                lost_records=shard.lost_records,
+            )
+            if shard.lag_ns is not None:
+                entry.lag.CopyFrom(duration_pb2.Duration(seconds=shard.lag_ns // 10**9, nanos=shard.lag_ns % 10**9))
+            shards.append(entry)
+        return market_pb.GetBrainStatusResponse(
+            shards=shards,
+            ticks_per_second=status.ticks_per_second,
+            conflated_updates=status.conflated_updates,
+            active_model_version=status.active_model_version,
+            resync_count=status.resync_count,
+            signals_total=status.signals_total,
+            symbol_count=status.symbol_count,
+            timeframes=[TIMEFRAMES[INDEX_BY_NAME[name]].proto for name in status.timeframes],
+            start_time=start,
+            version=status.version,
+        )
+
+
+def registration(runtime: Runtime) -> Registration:
+    return Registration(market_grpc.add_MarketServiceServicer_to_server, MarketServicer(runtime), SERVICE_NAME)

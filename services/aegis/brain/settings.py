@@ -1,0 +1,78 @@
+"""The brain's own settings, read once at start from ``AEGIS_BRAIN_*`` variables.
+
+Declared with the same ``setting(...)`` helper and parsers as :mod:`aegis.config`, and failing the same way: one
+line naming the variable and the problem (``AEGIS_BRAIN_HISTORY_CANDLES='abc' is not a whole number``), exit 2.
+They live here rather than in ``aegis.config.Settings`` until the brain's configuration is settled; moving them
+there is a matter of adding ``brain: BrainSettings`` to ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aegis.config import non_negative_float, positive_float, positive_int, setting
+from aegis.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class BrainSettings:
+    hydrate_candles: int = setting(
+        "AEGIS_BRAIN_HYDRATE_CANDLES",
+        500,
+        positive_int,
+        "Candles per symbol and timeframe loaded at a cold start (PostgreSQL, then Binance REST).",
+    )
+    history_candles: int = setting(
+        "AEGIS_BRAIN_HISTORY_CANDLES",
+        1024,
+        positive_int,
+        "Candles per symbol and timeframe kept in memory (GetMarketState, recent ListCandles).",
+    )
+    batch_records: int = setting(
+        "AEGIS_BRAIN_BATCH_RECORDS", 4096, positive_int, "Ring records the brain reads per batch at most."
+    )
+    idle_sleep_s: float = setting(
+        "AEGIS_BRAIN_IDLE_SLEEP_S", 0.002, positive_float, "Pause of the ring consumer when nothing is published."
+    )
+    attach_interval_s: float = setting(
+        "AEGIS_BRAIN_ATTACH_INTERVAL_S", 0.5, positive_float, "How often the brain looks for the feed's ring file."
+    )
+    quiet_close_s: float = setting(
+        "AEGIS_BRAIN_QUIET_CLOSE_S",
+        10.0,
+        non_negative_float,
+        "Close a live candle this long after its end when nothing closed it (quiet symbol); 0 = never.",
+    )
+    write_batch_rows: int = setting(
+        "AEGIS_BRAIN_WRITE_BATCH_ROWS", 1000, positive_int, "Closed candles per PostgreSQL write at most."
+    )
+    write_interval_s: float = setting(
+        "AEGIS_BRAIN_WRITE_INTERVAL_S", 0.2, positive_float, "How long closed candles gather before a write."
+    )
+    retry_max_s: float = setting(
+        "AEGIS_BRAIN_RETRY_MAX_S", 5.0, positive_float, "Longest wait between write retries while storage is down."
+    )
+    rest_timeout_s: float = setting(
+        "AEGIS_BRAIN_REST_TIMEOUT_S", 5.0, positive_float, "Timeout of one Binance REST call during hydration."
+    )
+    status_interval_s: float = setting(
+        "AEGIS_BRAIN_STATUS_INTERVAL_S", 5.0, positive_float, "How often the brain publishes its status to Redis."
+    )
+
+
+def load(env: Mapping[str, str] | None = None) -> BrainSettings:
+    """Read :class:`BrainSettings` from ``env`` (default: the process environment); raise ConfigError if wrong."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(BrainSettings):
+        var = f.metadata["env"]
+        if var in env:
+            try:
+                values[f.name] = f.metadata["parse"](env[var])
+            except ValueError as exc:
+                raise ConfigError(f"{var}={env[var]!r} {exc}") from None
+    return BrainSettings(**values)
