@@ -49,6 +49,9 @@ fi
 step "generated stubs are fresh"
 bash infra/scripts/gen-protos.sh --check
 
+step "Kubernetes: helm lint/template, kubernetes-validate, checkov, hadolint"
+bash infra/scripts/k8s-check.sh
+
 step "ruff"
 ruff check .
 ruff format --check .
