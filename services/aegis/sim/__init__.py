@@ -2,6 +2,7 @@
 
     async with Simulator(speed=None) as sim:
         sim.rest_url, sim.ws_market_url, sim.ws_public_url
+        sim.ws_private_url, sim.api_key, sim.api_secret   # signed endpoints and user data (docs/live-trading.md)
 
 or ``python -m aegis.sim --port 0 --speed max``.
 """

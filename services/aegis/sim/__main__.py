@@ -5,6 +5,9 @@ The first stdout lines are the URLs, one per line, so a parent process can read 
     AEGIS_BINANCE_REST_URL=http://127.0.0.1:PORT
     AEGIS_BINANCE_WS_MARKET_URL=ws://127.0.0.1:PORT/market
     AEGIS_BINANCE_WS_PUBLIC_URL=ws://127.0.0.1:PORT/public
+    AEGIS_BINANCE_WS_PRIVATE_URL=ws://127.0.0.1:PORT/private
+
+The signed endpoints accept ``--api-key``/``--api-secret`` (default ``aegis-sim-key``/``aegis-sim-secret``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from aegis.sim.config import SimConfig, parse_speed
@@ -53,11 +57,19 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     parser.add_argument("--ping-interval", type=float, default=180.0, help="server ping interval, seconds")
     parser.add_argument("--pong-timeout", type=float, default=600.0, help="close after this long without pong")
     parser.add_argument("--max-lifetime", type=float, default=86400.0, help="close connections after, seconds")
+    parser.add_argument("--api-key", default="aegis-sim-key", help="API key the signed endpoints accept")
+    parser.add_argument("--api-secret", default="aegis-sim-secret", help="secret of --api-key")
+    parser.add_argument("--balance", default="10000", help="USDT wallet balance of the simulated account")
     args = parser.parse_args(argv)
     try:
         speed = parse_speed(args.speed)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        if not Decimal(args.balance) >= 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        parser.error(f"--balance {args.balance!r} is not a non-negative decimal number")
     overrides: dict = {}
     if args.recording:
         overrides["recordings"] = tuple(args.recording)
@@ -74,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         ping_interval_s=args.ping_interval,
         pong_timeout_s=args.pong_timeout,
         max_lifetime_s=args.max_lifetime,
+        api_keys=((args.api_key, args.api_secret),),
+        initial_balance=args.balance,
         **overrides,
     )
 
@@ -87,6 +101,7 @@ async def run(config: SimConfig) -> None:
         print(f"AEGIS_BINANCE_REST_URL={sim.rest_url}", flush=True)
         print(f"AEGIS_BINANCE_WS_MARKET_URL={sim.ws_market_url}", flush=True)
         print(f"AEGIS_BINANCE_WS_PUBLIC_URL={sim.ws_public_url}", flush=True)
+        print(f"AEGIS_BINANCE_WS_PRIVATE_URL={sim.ws_private_url}", flush=True)
         await stop.wait()
 
 

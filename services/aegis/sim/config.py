@@ -31,6 +31,10 @@ def default_exchange_info() -> Path:
     return shared_data_dir() / "binance" / "alphadogs_coinbase_python" / "futures_exchange_info.json"
 
 
+def default_leverage_brackets() -> Path:
+    return shared_data_dir() / "binance" / "freqtrade" / "freqtrade" / "exchange" / "binance_leverage_tiers.json"
+
+
 def default_kline_csvs() -> tuple[Path, ...]:
     base = shared_data_dir() / "binance" / "signalbot" / "data"
     return (base / "BTCUSDT_1m.csv", base / "ETHUSDT_1m.csv")
@@ -89,6 +93,27 @@ class SimConfig:
     """REQUEST_WEIGHT limit per IP and minute; None takes it from the exchangeInfo ``rateLimits``."""
     funding_rate: str = "0.00010000"
     """Funding rate served in markPrice/premiumIndex (the recordings carry none; synthetic)."""
+
+    # ---------------------------------------------------------------- trading (signed endpoints, user stream)
+    api_keys: tuple[tuple[str, str], ...] = (("aegis-sim-key", "aegis-sim-secret"),)
+    """(API key, secret) pairs the signed endpoints accept; all of them trade the one simulated account."""
+    initial_balance: str = "10000"
+    """USDT wallet balance of the simulated account at start (SYNTHETIC)."""
+    taker_commission_rate: str = "0.0005"
+    maker_commission_rate: str = "0.0002"
+    default_leverage: int = 20
+    """Leverage of every symbol until ``POST /fapi/v1/leverage`` changes it (Binance's default is 20)."""
+    order_limit_10s: int | None = None
+    """ORDERS per 10 s; None takes it from the exchangeInfo ``rateLimits`` (300 in the served file)."""
+    order_limit_1m: int | None = None
+    """ORDERS per minute; None takes it from the exchangeInfo ``rateLimits`` (1 200 in the served file)."""
+    listen_key_validity_s: float = 3600.0
+    """A listenKey expires this long after its creation or last keepalive (60 min on Binance)."""
+    leverage_brackets: Path | None = field(default_factory=default_leverage_brackets)
+    """Leverage brackets (maintenance margin, maximum leverage); None: 0.4 % maintenance margin, 125x maximum."""
+    limit_fill_on_touch: bool = False
+    """Fill a resting LIMIT order on a trade at its price (True) or only on a trade through it (False: the queue
+    position in front of the order is unknown, so only a trade beyond the price proves it would have filled)."""
 
     def holds_until_subscribed(self) -> bool:
         if self.start_on_subscribe is not None:

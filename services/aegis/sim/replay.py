@@ -118,9 +118,11 @@ class Replay:
                         await asyncio.sleep(min(max(wait_s, 0.0005), 0.25))
                         continue
                     end = min(end, self.position + BATCH)
-                for index in range(self.position, end):
+                start = self.position
+                for index in range(start, end):
                     hub.dispatch(index)
                 self.position = end
+                self.state.after_advance(start, end)
                 if time.monotonic() - self._last_save > SAVE_EVERY_S:
                     self.save()
                 await asyncio.sleep(0)

@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-import msgspec
 from aiohttp import web
 
+from aegis.sim.errors import BinanceError, json_response
 from aegis.sim.klines import INTERVAL_MS, rollup, select
 from aegis.sim.klines import kline_row as _kline_row
 from aegis.sim.recording import FUNDING_INTERVAL_MS
@@ -23,23 +23,6 @@ KLINES_MAX = 1500
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_ENCODER = msgspec.json.Encoder()
-
-
-def json_response(data: object, status: int = 200) -> web.Response:
-    """Return compact JSON, as Binance sends it."""
-    return web.Response(body=_ENCODER.encode(data), status=status, content_type="application/json")
-
-
-class BinanceError(Exception):
-    """An error answered as ``{"code": …, "msg": …}`` with an HTTP status."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status = status
-        self.code = code
-        self.msg = msg
 
 
 def _mandatory(request: web.Request, name: str) -> str:
@@ -108,6 +91,12 @@ def _weight(request: web.Request) -> int:
         pass
     if path == "/fapi/v1/premiumIndex":
         return 1 if request.query.get("symbol") else 10
+    if request.method == "POST" and path in ("/fapi/v1/order", "/fapi/v1/algoOrder"):
+        return 0  # order placements count against the ORDERS limits instead
+    if path in ("/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders"):
+        return 1 if "symbol=" in request.rel_url.raw_query_string else 40
+    if path in ("/fapi/v3/account", "/fapi/v3/positionRisk"):
+        return 5
     return 1
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from aegis.sim import control, rest, ws
+from aegis.sim import control, rest, trading, ws
+from aegis.sim.account import SimAccount
 from aegis.sim.config import SimConfig
 from aegis.sim.recording import Market, load_csv_klines, load_recordings
 from aegis.sim.replay import cancel
@@ -26,6 +27,7 @@ def create_app(state: SimState) -> web.Application:
     app = web.Application(middlewares=[rest.weight_middleware])
     app[STATE] = state
     rest.add_routes(app)
+    trading.add_routes(app)
     control.add_routes(app)
     app.router.add_get(r"/{category:market|public}/{kind:stream}", ws.handle)
     app.router.add_get(r"/{category:market|public}/{kind:ws}", ws.handle)
@@ -72,6 +74,7 @@ class Simulator:
         self._replay_task = None
         if self.state is not None:
             await self.state.hub.close_all()
+            await self.state.user_streams.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -96,6 +99,20 @@ class Simulator:
     def ws_public_url(self) -> str:
         return f"ws://{self.config.host}:{self.port}/public"
 
+    @property
+    def ws_private_url(self) -> str:
+        """User data streams: ``<ws_private_url>/ws/<listenKey>``."""
+        return f"ws://{self.config.host}:{self.port}/private"
+
+    @property
+    def api_key(self) -> str:
+        """The first configured API key (tests sign with it and :attr:`api_secret`)."""
+        return self.config.api_keys[0][0]
+
+    @property
+    def api_secret(self) -> str:
+        return self.config.api_keys[0][1]
+
     # ------------------------------------------------------------------ control (same as /_sim/ endpoints)
 
     @property
@@ -113,8 +130,8 @@ class Simulator:
         return self._state.market
 
     def drop(self) -> int:
-        """Cut every websocket without a close frame; return how many were cut."""
-        return self._state.hub.drop_all()
+        """Cut every websocket (market and user data) without a close frame; return how many were cut."""
+        return self._state.hub.drop_all() + self._state.user_streams.drop_all()
 
     def stall(self, seconds: float) -> None:
         """Send nothing (frames, pings, pongs) for ``seconds`` while keeping connections open."""
@@ -132,6 +149,21 @@ class Simulator:
 
     def stats(self) -> dict:
         return self._state.stats()
+
+    @property
+    def account(self) -> SimAccount:
+        """The simulated account (orders, positions, wallet), for tests to inspect."""
+        return self._state.account
+
+    def fail_next_order(self, mode: str, count: int = 1) -> None:
+        """Answer the next ``count`` order placements with a fault: ``503_executed``, ``503_not_executed``, ``429``."""
+        if mode not in trading.FAULT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(trading.FAULT_MODES)}")
+        self._state.next_order_faults.extend([mode] * count)
+
+    def expire_listen_key(self, listen_key: str | None = None) -> list[str]:
+        """Expire a listenKey (every active one when None) as Binance does after 60 min without keepalive."""
+        return self._state.user_streams.expire(listen_key)
 
     async def wait_position(self, position: int, timeout: float = 30.0) -> None:
         """Wait until the shared replay has released ``position`` frames (or finished)."""

@@ -1,7 +1,7 @@
 """The simulator's state in one object: the loaded market, the replay clock, the websocket hub, the REST views.
 
-Route modules (``rest``, ``control``, ``ws``) reach it through ``request.app[STATE]``; a later trading layer
-(orders, positions, a user data stream) will hang its own state here beside these.
+Route modules (``rest``, ``trading``, ``control``, ``ws``) reach it through ``request.app[STATE]``; the trading
+layer (the account and its matching, the order-rate meter, the user data stream) hangs here beside them.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from aiohttp import web
 
+from aegis.sim.account import SimAccount
 from aegis.sim.book import LazyBook
 from aegis.sim.config import SimConfig
 from aegis.sim.klines import MINUTE_MS, Bar, bar_from_trades
 from aegis.sim.recording import Market, SymbolTape, load_exchange_info
 from aegis.sim.replay import Replay
+from aegis.sim.user_stream import UserStreamHub
 from aegis.sim.ws import Hub
 
 STATE: web.AppKey[SimState] = web.AppKey("aegis_sim_state")
@@ -46,6 +48,41 @@ class WeightMeter:
         return used, used > self.limit
 
 
+class OrderMeter:
+    """ORDERS per account in the current 10-second and 1-minute windows (wall clock), as Binance counts them."""
+
+    def __init__(self, limit_10s: int, limit_1m: int) -> None:
+        self.limit_10s = limit_10s
+        self.limit_1m = limit_1m
+        self._window_10s = self._window_1m = -1
+        self._count_10s: collections.Counter[str] = collections.Counter()
+        self._count_1m: collections.Counter[str] = collections.Counter()
+
+    def charge(self, account: str, now: float | None = None) -> tuple[int, int, str | None, float]:
+        """Count one order; return (count 10 s, count 1 min, the -1015 message if over a limit, retry-after s)."""
+        now = time.time() if now is None else now
+        window_10s, window_1m = int(now // 10), int(now // 60)
+        if window_10s != self._window_10s:
+            self._window_10s = window_10s
+            self._count_10s.clear()
+        if window_1m != self._window_1m:
+            self._window_1m = window_1m
+            self._count_1m.clear()
+        self._count_10s[account] += 1
+        self._count_1m[account] += 1
+        c10, c1m = self._count_10s[account], self._count_1m[account]
+        if c10 > self.limit_10s:
+            message = f"Too many new orders; current limit is {self.limit_10s} orders per 10 SECOND."
+            return c10, c1m, message, 10 - now % 10
+        if c1m > self.limit_1m:
+            message = f"Too many new orders; current limit is {self.limit_1m} orders per MINUTE."
+            return c10, c1m, message, 60 - now % 60
+        return c10, c1m, None, 0.0
+
+    def counts(self, account: str) -> tuple[int, int]:
+        return self._count_10s[account], self._count_1m[account]
+
+
 class SimState:
     def __init__(self, config: SimConfig, market: Market) -> None:
         self.config = config
@@ -68,6 +105,24 @@ class SimState:
         self.hub = Hub(self)
         self.replay = Replay(self)
         self.books = {symbol: LazyBook(tape) for symbol, tape in market.tapes.items()}
+        self.account = SimAccount(self)
+        self.user_streams = UserStreamHub(self)
+        self.orders_meter = OrderMeter(
+            config.order_limit_10s or self._rate_limit("ORDERS", "SECOND", 300),
+            config.order_limit_1m or self._rate_limit("ORDERS", "MINUTE", 1200),
+        )
+        self.next_order_faults: collections.deque[str] = collections.deque()
+        self.trading_stats: collections.Counter[str] = collections.Counter()
+
+    def _rate_limit(self, kind: str, interval: str, default: int) -> int:
+        for limit in self.exchange_info.get("rateLimits", []):
+            if limit.get("rateLimitType") == kind and limit.get("interval") == interval:
+                return int(limit["limit"])
+        return default
+
+    def after_advance(self, start: int, end: int) -> None:
+        """The replay released frames ``[start, end)``: let resting and algo orders react to them."""
+        self.account.on_advance(start, end)
 
     # ------------------------------------------------------------------ views
 
@@ -131,4 +186,17 @@ class SimState:
         return {"lastUpdateId": 0, "E": self.clock_ms, "T": self.clock_ms, "bids": [], "asks": []}
 
     def stats(self) -> dict:
-        return {"replay": self.replay.describe(), **self.hub.stats(), "recording": self.market.line_counts}
+        return {
+            "replay": self.replay.describe(),
+            **self.hub.stats(),
+            "recording": self.market.line_counts,
+            "trading": {
+                **self.trading_stats,
+                "orders_accepted": self.account.counters.orders_accepted,
+                "algo_orders_accepted": self.account.counters.algo_orders_accepted,
+                "fills": self.account.counters.fills,
+                "events": dict(self.account.counters.events),
+                "pending_faults": list(self.next_order_faults),
+                "user_stream": self.user_streams.stats(),
+            },
+        }
