@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -111,6 +112,13 @@ def port(raw: Any) -> int:
     return value
 
 
+def stream_count(raw: Any) -> int:
+    value = positive_int(raw)
+    if value > 1024:
+        raise ValueError("must be at most 1024 (Binance's streams per connection)")
+    return value
+
+
 def power_of_two(raw: Any) -> int:
     value = positive_int(raw)
     if value & (value - 1):
@@ -152,6 +160,42 @@ def choice(*allowed: str) -> Callable[[Any], str]:
         return value
 
     return parse
+
+
+def bounded(lo: float, hi: float, *, lo_open: bool = False) -> Callable[[Any], float]:
+    """Return a parser of a number in [lo, hi] (or (lo, hi] when ``lo_open``)."""
+
+    def parse(raw: Any) -> float:
+        value = _number(raw)
+        if value < lo or (lo_open and value == lo) or value > hi:
+            raise ValueError(
+                f"must be {'above' if lo_open else 'from'} {lo:g} {'and at most' if lo_open else 'to'} {hi:g}"
+            )
+        return value
+
+    return parse
+
+
+def bounded_int(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        value = integer(raw)
+        if not lo <= value <= hi:
+            raise ValueError(f"must be a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def decimal_amount(raw: Any) -> Decimal:
+    """A non-negative money amount, kept exact (``Decimal``); floats from TOML go through their repr."""
+    text_value = repr(raw) if isinstance(raw, float) else str(raw).strip()
+    try:
+        value = Decimal(text_value)
+    except ArithmeticError:
+        raise ValueError("is not a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a finite amount of at least 0")
+    return value
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -302,6 +346,240 @@ class FeedSettings:
         "AEGIS_RING_PATH", "", text, "Ring file shared by feed and brain (default $AEGIS_HOME/ring/shard-N.ring)."
     )
     ring_capacity: int = setting("AEGIS_RING_CAPACITY", 1 << 20, power_of_two, "Ring slots (power of two).")
+    source: str = setting(
+        "AEGIS_FEED_SOURCE", "binance", text, "binance (live websockets) or the path of a recording to replay."
+    )
+    replay_speed: str = setting(
+        "AEGIS_FEED_REPLAY_SPEED", "max", text, "Replay pace: max, x1 (as recorded), x10, ... (with AEGIS_FEED_SOURCE)."
+    )
+    streams_per_connection: int = setting(
+        "AEGIS_STREAMS_PER_CONNECTION", 200, stream_count, "Streams per websocket connection (Binance allows 1024)."
+    )
+    idle_timeout_s: float = setting(
+        "AEGIS_FEED_IDLE_TIMEOUT_S", 30.0, positive_float, "Reconnect a connection silent for this long (a stall)."
+    )
+    reconnect_base_s: float = setting(
+        "AEGIS_FEED_RECONNECT_BASE_S", 0.1, positive_float, "First reconnect backoff ceiling (doubles, full jitter)."
+    )
+    reconnect_cap_s: float = setting("AEGIS_FEED_RECONNECT_CAP_S", 30.0, positive_float, "Largest reconnect backoff.")
+
+
+_SIZING_METHODS = ("fixed_risk", "fixed_fraction", "atr", "kelly", "fixed_notional")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    """Risk limits of the default accounts (learning, paper, live) and how risk keeps its exchange rules."""
+
+    sizing_method: str = setting(
+        "AEGIS_RISK_SIZING_METHOD",
+        "fixed_risk",
+        choice(*_SIZING_METHODS),
+        "Sizing of the paper and live accounts: fixed_risk, fixed_fraction, atr, kelly or fixed_notional.",
+    )
+    learning_sizing_method: str = setting(
+        "AEGIS_RISK_LEARNING_SIZING_METHOD", "fixed_risk", choice(*_SIZING_METHODS), "Sizing of the learning account."
+    )
+    risk_per_trade_pct: float = setting(
+        "AEGIS_RISK_PER_TRADE_PCT",
+        1.0,
+        bounded(0, 100, lo_open=True),
+        "fixed_risk/atr: percent of equity lost at the stop per trade (paper, live).",
+    )
+    learning_risk_per_trade_pct: float = setting(
+        "AEGIS_RISK_LEARNING_PER_TRADE_PCT",
+        1.0,
+        bounded(0, 100, lo_open=True),
+        "fixed_risk/atr: percent of equity lost at the stop per trade (learning).",
+    )
+    fixed_fraction: float = setting(
+        "AEGIS_RISK_FIXED_FRACTION",
+        0.2,
+        bounded(0, 125, lo_open=True),
+        "fixed_fraction: notional as a fraction of equity (paper, live; 0.2 = 20 %).",
+    )
+    learning_fixed_fraction: float = setting(
+        "AEGIS_RISK_LEARNING_FIXED_FRACTION",
+        0.2,
+        bounded(0, 125, lo_open=True),
+        "fixed_fraction: notional as a fraction of equity (learning).",
+    )
+    fixed_notional: Decimal = setting(
+        "AEGIS_RISK_FIXED_NOTIONAL", Decimal("100"), decimal_amount, "fixed_notional: notional per trade (USDT)."
+    )
+    max_leverage: int = setting(
+        "AEGIS_RISK_MAX_LEVERAGE", 20, bounded_int(1, 125), "Highest leverage ever used, whatever the bracket allows."
+    )
+    margin_type: str = setting(
+        "AEGIS_RISK_MARGIN_TYPE", "isolated", choice("isolated", "crossed"), "Margin type of new positions."
+    )
+    max_open_positions: int = setting(
+        "AEGIS_RISK_MAX_OPEN_POSITIONS",
+        3,
+        non_negative_int,
+        "Position cap of the paper and live accounts (0 = none; learning has none).",
+    )
+    rotation: bool = setting(
+        "AEGIS_RISK_ROTATION", True, boolean, "At the cap, replace the weakest position by a clearly stronger signal."
+    )
+    rotation_min_edge: float = setting(
+        "AEGIS_RISK_ROTATION_MIN_EDGE",
+        0.05,
+        bounded(0, 1),
+        "Confidence a signal needs above the weakest position's to replace it.",
+    )
+    rotation_max_profit_pct: float = setting(
+        "AEGIS_RISK_ROTATION_MAX_PROFIT_PCT",
+        1.0,
+        non_negative_float,
+        "Rotation never closes a position in profit beyond this percent of its margin.",
+    )
+    max_open_notional_multiple: float = setting(
+        "AEGIS_RISK_MAX_OPEN_NOTIONAL_MULTIPLE",
+        3.0,
+        non_negative_float,
+        "Cap on the sum of |notional| of open positions, as a multiple of equity (0 = none).",
+    )
+    daily_loss_limit_pct: float = setting(
+        "AEGIS_RISK_DAILY_LOSS_LIMIT_PCT",
+        5.0,
+        bounded(0, 100),
+        "Refuse new positions once equity is this percent below the UTC day's start (0 = off).",
+    )
+    max_drawdown_pct: float = setting(
+        "AEGIS_RISK_MAX_DRAWDOWN_PCT",
+        20.0,
+        bounded(0, 100),
+        "Refuse new positions once equity is this percent below its peak (0 = off).",
+    )
+    cooldown_after_loss_s: float = setting(
+        "AEGIS_RISK_COOLDOWN_AFTER_LOSS_S", 1800.0, non_negative_float, "Pause on a symbol after a stop-loss (seconds)."
+    )
+    min_confidence: float = setting(
+        "AEGIS_RISK_MIN_CONFIDENCE", 0.0, bounded(0, 1), "Signals below this confidence are refused."
+    )
+    max_signal_age_s: float = setting(
+        "AEGIS_RISK_MAX_SIGNAL_AGE_S", 300.0, non_negative_float, "Signals older than this are refused (0 = no limit)."
+    )
+    max_mark_price_age_s: float = setting(
+        "AEGIS_RISK_MAX_MARK_PRICE_AGE_S",
+        30.0,
+        non_negative_float,
+        "Mark prices older than this are refused (0 = no limit).",
+    )
+    kelly_multiplier: float = setting(
+        "AEGIS_RISK_KELLY_MULTIPLIER", 0.25, bounded(0, 1), "kelly: fraction of the Kelly criterion used."
+    )
+    kelly_cap: float = setting("AEGIS_RISK_KELLY_CAP", 0.02, bounded(0, 1), "kelly: most of equity one trade may risk.")
+    atr_stop_multiple: float = setting(
+        "AEGIS_RISK_ATR_STOP_MULTIPLE", 1.5, positive_float, "atr/kelly: stop distance in ATRs."
+    )
+    fee_rate: float = setting(
+        "AEGIS_RISK_FEE_RATE", 0.0005, bounded(0, 0.1), "Taker fee rate included in sizing (0.0005 = 0.05 %)."
+    )
+    rules_reload_s: float = setting(
+        "AEGIS_RISK_RULES_RELOAD_S",
+        300.0,
+        positive_float,
+        "Seconds between checks for new exchange rules in PostgreSQL (besides the Redis notice).",
+    )
+    fetch_rules: bool = setting(
+        "AEGIS_RISK_FETCH_RULES",
+        True,
+        boolean,
+        "When PostgreSQL holds no exchange rules, fetch exchangeInfo from AEGIS_BINANCE_REST_URL and store it.",
+    )
+    brackets_file: str = setting(
+        "AEGIS_RISK_BRACKETS_FILE",
+        "",
+        text,
+        "Leverage tiers JSON stored at start when PostgreSQL holds none (else `aegis rules load-brackets`).",
+    )
+    account_timeout_s: float = setting(
+        "AEGIS_RISK_ACCOUNT_TIMEOUT_S", 2.0, positive_float, "Seconds a virtual-account call may take."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySettings:
+    """The brain's rule-based strategy (docs/strategy.md explains every rule with a worked example)."""
+
+    trigger_timeframe: str = setting(
+        "AEGIS_STRATEGY_TRIGGER_TIMEFRAME",
+        "5m",
+        choice("1m", "5m"),
+        "Timeframe of the entry trigger (liquidity sweep, then CHOCH): 1m or 5m.",
+    )
+    structure_swing_length: int = setting(
+        "AEGIS_STRATEGY_STRUCTURE_SWING_LENGTH",
+        5,
+        bounded_int(1, 200),
+        "SMC swing length on 15m (order blocks, BOS/CHOCH); a swing is confirmed this many candles late.",
+    )
+    trigger_swing_length: int = setting(
+        "AEGIS_STRATEGY_TRIGGER_SWING_LENGTH",
+        3,
+        bounded_int(1, 200),
+        "SMC swing length on the trigger timeframe (the swings a sweep takes and a CHOCH breaks).",
+    )
+    sweep_window_bars: int = setting(
+        "AEGIS_STRATEGY_SWEEP_WINDOW_BARS",
+        12,
+        bounded_int(1, 1000),
+        "Trigger candles a CHOCH may come after its liquidity sweep.",
+    )
+    require_zone: bool = setting(
+        "AEGIS_STRATEGY_REQUIRE_ZONE", True, boolean, "Only sweeps into a 15m order block or fair value gap count."
+    )
+    zone_max_age_bars: int = setting(
+        "AEGIS_STRATEGY_ZONE_MAX_AGE_BARS", 96, bounded_int(1, 10_000), "15m candles a zone stays usable after forming."
+    )
+    zone_tolerance_atr: float = setting(
+        "AEGIS_STRATEGY_ZONE_TOLERANCE_ATR",
+        0.25,
+        non_negative_float,
+        "A sweep may pierce a zone's far side by this many 15m ATRs and still count as into the zone.",
+    )
+    sl_atr_buffer: float = setting(
+        "AEGIS_STRATEGY_SL_ATR_BUFFER",
+        0.25,
+        non_negative_float,
+        "Stop-loss distance beyond the sweep extreme (or the zone's far side), in trigger-timeframe ATRs.",
+    )
+    min_sl_pct: float = setting(
+        "AEGIS_STRATEGY_MIN_SL_PCT", 0.2, positive_float, "Narrowest stop-loss in percent of the entry (widened to it)."
+    )
+    max_sl_pct: float = setting(
+        "AEGIS_STRATEGY_MAX_SL_PCT", 2.5, positive_float, "No signal when the stop-loss would be farther (percent)."
+    )
+    reward_risk: float = setting(
+        "AEGIS_STRATEGY_REWARD_RISK", 2.0, positive_float, "Take-profit distance as a multiple of the stop distance."
+    )
+    min_confidence: float = setting(
+        "AEGIS_STRATEGY_MIN_CONFIDENCE", 0.5, bounded(0, 1), "Setups whose confidence is lower emit no signal."
+    )
+    cooldown_s: float = setting(
+        "AEGIS_STRATEGY_COOLDOWN_S",
+        3600.0,
+        non_negative_float,
+        "At most one signal per symbol in this many seconds of market time (0 = no cooldown).",
+    )
+    round_trip_fee_pct: float = setting(
+        "AEGIS_STRATEGY_ROUND_TRIP_FEE_PCT",
+        0.1,
+        bounded(0, 10),
+        "Entry plus exit fees in percent of notional, subtracted from the rule-based predicted return.",
+    )
+    volume_period: int = setting(
+        "AEGIS_STRATEGY_VOLUME_PERIOD", 20, bounded_int(2, 1000), "Trigger candles in the volume-ratio average."
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_sl_pct > self.max_sl_pct:
+            raise ConfigError(
+                f"AEGIS_STRATEGY_MIN_SL_PCT={self.min_sl_pct!r} must not exceed "
+                f"AEGIS_STRATEGY_MAX_SL_PCT={self.max_sl_pct!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +617,8 @@ class Settings:
     addresses: ServiceAddresses = field(default_factory=ServiceAddresses)
     log: LogSettings = field(default_factory=LogSettings)
     feed: FeedSettings = field(default_factory=FeedSettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
 
     # ----------------------------------------------------------------------------------------- derived values
 

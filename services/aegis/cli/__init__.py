@@ -1,4 +1,4 @@
-"""The `aegis` command line: up, status, migrate, config, bench, embedded."""
+"""The `aegis` command line: up, status, migrate, config, rules, bench, embedded."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 
     conf = sub.add_parser("config", help="show the effective configuration (secrets masked)")
     conf.add_argument("--markdown", action="store_true", help="print the table of every setting (for docs)")
+
+    rules = sub.add_parser("rules", help="store exchange rules in PostgreSQL and announce them (risk reloads)")
+    rules.add_argument(
+        "action",
+        choices=("load", "load-brackets", "refresh"),
+        help="load FILE: exchangeInfo JSON; load-brackets FILE: leverage tiers JSON; refresh: fetch exchangeInfo",
+    )
+    rules.add_argument("file", nargs="?", help="the JSON file (load, load-brackets)")
 
     bench = sub.add_parser("bench", help="run a benchmark beside its baseline and print the ratios", add_help=False)
     bench.add_argument("bench", choices=available_benchmarks(), help="which benchmark")
@@ -68,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(asyncio.run(_migrate(settings, repair=not args.no_repair)))
         if args.command == "config":
             sys.exit(_show_config(settings, args.markdown))
+        if args.command == "rules":
+            sys.exit(asyncio.run(_rules(settings, args.action, args.file)))
         if args.command == "bench":
             sys.exit(_bench(args))
         if args.command == "embedded":
@@ -95,6 +105,36 @@ async def _migrate(settings: config.Settings, repair: bool) -> int:
     for line in report.left_alone:
         print(f"attention {line}")
     print(f"schema at version {report.schema_version}" + ("" if report.changed else " (nothing to do)"))
+    return 0
+
+
+async def _rules(settings: config.Settings, action: str, file: str | None) -> int:
+    from aegis.exchange import rules_store
+    from aegis.storage.cache import Cache
+    from aegis.storage.postgres import Database
+
+    if action != "refresh" and not file:
+        print(f"aegis rules {action}: give the JSON file to store", file=sys.stderr)
+        return 2
+    db, cache = Database(settings.dsn()), Cache(settings.redis(), timeout_s=settings.grpc.dependency_timeout_s)
+    try:
+        if action == "refresh":
+            from aegis.exchange.rest import BinanceRest
+
+            async with BinanceRest(settings.feed.rest_url) as rest:
+                report = await rules_store.refresh_rules(rest, db, cache)
+        elif action == "load":
+            report = await rules_store.store_exchange_info_file(db, cache, file)
+        else:
+            report = await rules_store.store_brackets_file(db, cache, file)
+    finally:
+        await db.close()
+        await cache.close()
+    what = f"{report.symbols} symbols ({report.trading} trading)"
+    if report.bracket_symbols is not None:
+        what = f"leverage brackets of {report.bracket_symbols} symbols"
+    heard = "notified" if report.notified else "NOT notified (Redis down): they reload within AEGIS_RISK_RULES_RELOAD_S"
+    print(f"stored {what}; risk services {heard}")
     return 0
 
 

@@ -203,6 +203,8 @@ class LeverageBracket:
             )
         except KeyError as exc:
             raise ValidationError(where, f"has no {exc.args[0]!r}") from None
+        except ValidationError:
+            raise  # already names the exact field
         except (TypeError, ValueError, ArithmeticError):
             raise ValidationError(where, f"is not a leverage bracket: {dict(raw)!r}") from None
         if result.initial_leverage < 1:
@@ -533,6 +535,8 @@ class SymbolRules:
                 onboard_time_ms=int(raw["onboardDate"]) if "onboardDate" in raw else None,
                 delivery_time_ms=int(raw["deliveryDate"]) if "deliveryDate" in raw else None,
             )
+        except ValidationError:
+            raise  # already names the exact field
         except (TypeError, ValueError) as exc:
             raise ValidationError(where, f"has a malformed value: {exc}") from None
 

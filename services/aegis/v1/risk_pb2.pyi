@@ -47,6 +47,7 @@ class SizingMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIZING_METHOD_ATR: _ClassVar[SizingMethod]
     SIZING_METHOD_KELLY: _ClassVar[SizingMethod]
     SIZING_METHOD_FIXED_NOTIONAL: _ClassVar[SizingMethod]
+    SIZING_METHOD_FIXED_RISK: _ClassVar[SizingMethod]
 
 class RotationAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -85,6 +86,7 @@ SIZING_METHOD_FIXED_FRACTION: SizingMethod
 SIZING_METHOD_ATR: SizingMethod
 SIZING_METHOD_KELLY: SizingMethod
 SIZING_METHOD_FIXED_NOTIONAL: SizingMethod
+SIZING_METHOD_FIXED_RISK: SizingMethod
 ROTATION_ACTION_UNSPECIFIED: RotationAction
 ROTATION_ACTION_NONE: RotationAction
 ROTATION_ACTION_OPEN: RotationAction
@@ -92,20 +94,24 @@ ROTATION_ACTION_REPLACE: RotationAction
 ROTATION_ACTION_REJECT: RotationAction
 
 class EvaluateSignalRequest(_message.Message):
-    __slots__ = ("signal", "account", "mode", "mark_price", "atr", "win_rate")
+    __slots__ = ("signal", "account", "mode", "mark_price", "atr", "win_rate", "mark_price_time", "account_state")
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MARK_PRICE_FIELD_NUMBER: _ClassVar[int]
     ATR_FIELD_NUMBER: _ClassVar[int]
     WIN_RATE_FIELD_NUMBER: _ClassVar[int]
+    MARK_PRICE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_STATE_FIELD_NUMBER: _ClassVar[int]
     signal: _common_pb2.Signal
     account: str
     mode: _common_pb2.AccountKind
     mark_price: str
     atr: str
     win_rate: float
-    def __init__(self, signal: _Optional[_Union[_common_pb2.Signal, _Mapping]] = ..., account: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., mark_price: _Optional[str] = ..., atr: _Optional[str] = ..., win_rate: _Optional[float] = ...) -> None: ...
+    mark_price_time: _timestamp_pb2.Timestamp
+    account_state: AccountState
+    def __init__(self, signal: _Optional[_Union[_common_pb2.Signal, _Mapping]] = ..., account: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., mark_price: _Optional[str] = ..., atr: _Optional[str] = ..., win_rate: _Optional[float] = ..., mark_price_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_state: _Optional[_Union[AccountState, _Mapping]] = ...) -> None: ...
 
 class EvaluateSignalResponse(_message.Message):
     __slots__ = ("decision",)
@@ -114,7 +120,7 @@ class EvaluateSignalResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[RiskDecision, _Mapping]] = ...) -> None: ...
 
 class SizeOrderRequest(_message.Message):
-    __slots__ = ("account", "mode", "symbol", "side", "entry_price", "sl_pct", "tp_pct", "mark_price", "atr", "win_rate", "method")
+    __slots__ = ("account", "mode", "symbol", "side", "entry_price", "sl_pct", "tp_pct", "mark_price", "atr", "win_rate", "method", "mark_price_time", "account_state")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +132,8 @@ class SizeOrderRequest(_message.Message):
     ATR_FIELD_NUMBER: _ClassVar[int]
     WIN_RATE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    MARK_PRICE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_STATE_FIELD_NUMBER: _ClassVar[int]
     account: str
     mode: _common_pb2.AccountKind
     symbol: str
@@ -137,7 +145,26 @@ class SizeOrderRequest(_message.Message):
     atr: str
     win_rate: float
     method: SizingMethod
-    def __init__(self, account: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.PositionSide, str]] = ..., entry_price: _Optional[str] = ..., sl_pct: _Optional[float] = ..., tp_pct: _Optional[float] = ..., mark_price: _Optional[str] = ..., atr: _Optional[str] = ..., win_rate: _Optional[float] = ..., method: _Optional[_Union[SizingMethod, str]] = ...) -> None: ...
+    mark_price_time: _timestamp_pb2.Timestamp
+    account_state: AccountState
+    def __init__(self, account: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.PositionSide, str]] = ..., entry_price: _Optional[str] = ..., sl_pct: _Optional[float] = ..., tp_pct: _Optional[float] = ..., mark_price: _Optional[str] = ..., atr: _Optional[str] = ..., win_rate: _Optional[float] = ..., method: _Optional[_Union[SizingMethod, str]] = ..., mark_price_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_state: _Optional[_Union[AccountState, _Mapping]] = ...) -> None: ...
+
+class AccountState(_message.Message):
+    __slots__ = ("wallet_balance", "positions", "open_orders")
+    class OpenOrdersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    WALLET_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    wallet_balance: str
+    positions: _containers.RepeatedCompositeFieldContainer[_common_pb2.Position]
+    open_orders: _containers.ScalarMap[str, int]
+    def __init__(self, wallet_balance: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[_common_pb2.Position, _Mapping]]] = ..., open_orders: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class SizeOrderResponse(_message.Message):
     __slots__ = ("decision",)
@@ -146,7 +173,7 @@ class SizeOrderResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[RiskDecision, _Mapping]] = ...) -> None: ...
 
 class RiskDecision(_message.Message):
-    __slots__ = ("decision_id", "approved", "order", "equity", "sizing", "leverage_guard", "rotation", "reason_codes", "filter_violations", "message", "decided_time")
+    __slots__ = ("decision_id", "approved", "order", "equity", "sizing", "leverage_guard", "rotation", "reason_codes", "filter_violations", "message", "decided_time", "reasons")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     APPROVED_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +185,7 @@ class RiskDecision(_message.Message):
     FILTER_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DECIDED_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     approved: bool
     order: _common_pb2.Order
@@ -169,7 +197,8 @@ class RiskDecision(_message.Message):
     filter_violations: _containers.RepeatedScalarFieldContainer[str]
     message: str
     decided_time: _timestamp_pb2.Timestamp
-    def __init__(self, decision_id: _Optional[str] = ..., approved: _Optional[bool] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., equity: _Optional[_Union[EquityBreakdown, _Mapping]] = ..., sizing: _Optional[_Union[SizingDetails, _Mapping]] = ..., leverage_guard: _Optional[_Union[LeverageGuard, _Mapping]] = ..., rotation: _Optional[_Union[Rotation, _Mapping]] = ..., reason_codes: _Optional[_Iterable[_Union[RiskReasonCode, str]]] = ..., filter_violations: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., decided_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Reason]
+    def __init__(self, decision_id: _Optional[str] = ..., approved: _Optional[bool] = ..., order: _Optional[_Union[_common_pb2.Order, _Mapping]] = ..., equity: _Optional[_Union[EquityBreakdown, _Mapping]] = ..., sizing: _Optional[_Union[SizingDetails, _Mapping]] = ..., leverage_guard: _Optional[_Union[LeverageGuard, _Mapping]] = ..., rotation: _Optional[_Union[Rotation, _Mapping]] = ..., reason_codes: _Optional[_Iterable[_Union[RiskReasonCode, str]]] = ..., filter_violations: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., decided_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class EquityBreakdown(_message.Message):
     __slots__ = ("wallet_balance", "available_balance", "position_value", "unrealised_pnl", "total_equity", "margin_used")
@@ -364,7 +393,7 @@ class GetRiskConfigResponse(_message.Message):
     def __init__(self, configs: _Optional[_Iterable[_Union[RiskConfig, _Mapping]]] = ...) -> None: ...
 
 class RiskConfig(_message.Message):
-    __slots__ = ("account", "kind", "sizing_method", "risk_per_trade_pct", "max_leverage", "margin_type", "max_open_positions", "max_open_notional", "daily_loss_limit_pct", "max_drawdown_pct", "cooldown_after_loss", "min_confidence", "max_signal_age", "rotation_enabled", "rotation_min_edge", "kelly_cap")
+    __slots__ = ("account", "kind", "sizing_method", "risk_per_trade_pct", "max_leverage", "margin_type", "max_open_positions", "max_open_notional", "daily_loss_limit_pct", "max_drawdown_pct", "cooldown_after_loss", "min_confidence", "max_signal_age", "rotation_enabled", "rotation_min_edge", "kelly_cap", "fixed_fraction", "fixed_notional", "max_open_notional_multiple", "rotation_max_profit_pct", "kelly_multiplier", "atr_stop_multiple", "fee_rate", "max_mark_price_age")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SIZING_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -381,6 +410,14 @@ class RiskConfig(_message.Message):
     ROTATION_ENABLED_FIELD_NUMBER: _ClassVar[int]
     ROTATION_MIN_EDGE_FIELD_NUMBER: _ClassVar[int]
     KELLY_CAP_FIELD_NUMBER: _ClassVar[int]
+    FIXED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    FIXED_NOTIONAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_OPEN_NOTIONAL_MULTIPLE_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_MAX_PROFIT_PCT_FIELD_NUMBER: _ClassVar[int]
+    KELLY_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    ATR_STOP_MULTIPLE_FIELD_NUMBER: _ClassVar[int]
+    FEE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_MARK_PRICE_AGE_FIELD_NUMBER: _ClassVar[int]
     account: str
     kind: _common_pb2.AccountKind
     sizing_method: SizingMethod
@@ -397,7 +434,15 @@ class RiskConfig(_message.Message):
     rotation_enabled: bool
     rotation_min_edge: float
     kelly_cap: float
-    def __init__(self, account: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., sizing_method: _Optional[_Union[SizingMethod, str]] = ..., risk_per_trade_pct: _Optional[float] = ..., max_leverage: _Optional[int] = ..., margin_type: _Optional[_Union[_common_pb2.MarginType, str]] = ..., max_open_positions: _Optional[int] = ..., max_open_notional: _Optional[str] = ..., daily_loss_limit_pct: _Optional[float] = ..., max_drawdown_pct: _Optional[float] = ..., cooldown_after_loss: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_confidence: _Optional[float] = ..., max_signal_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rotation_enabled: _Optional[bool] = ..., rotation_min_edge: _Optional[float] = ..., kelly_cap: _Optional[float] = ...) -> None: ...
+    fixed_fraction: float
+    fixed_notional: str
+    max_open_notional_multiple: float
+    rotation_max_profit_pct: float
+    kelly_multiplier: float
+    atr_stop_multiple: float
+    fee_rate: float
+    max_mark_price_age: _duration_pb2.Duration
+    def __init__(self, account: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AccountKind, str]] = ..., sizing_method: _Optional[_Union[SizingMethod, str]] = ..., risk_per_trade_pct: _Optional[float] = ..., max_leverage: _Optional[int] = ..., margin_type: _Optional[_Union[_common_pb2.MarginType, str]] = ..., max_open_positions: _Optional[int] = ..., max_open_notional: _Optional[str] = ..., daily_loss_limit_pct: _Optional[float] = ..., max_drawdown_pct: _Optional[float] = ..., cooldown_after_loss: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_confidence: _Optional[float] = ..., max_signal_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rotation_enabled: _Optional[bool] = ..., rotation_min_edge: _Optional[float] = ..., kelly_cap: _Optional[float] = ..., fixed_fraction: _Optional[float] = ..., fixed_notional: _Optional[str] = ..., max_open_notional_multiple: _Optional[float] = ..., rotation_max_profit_pct: _Optional[float] = ..., kelly_multiplier: _Optional[float] = ..., atr_stop_multiple: _Optional[float] = ..., fee_rate: _Optional[float] = ..., max_mark_price_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetProtectionsStatusRequest(_message.Message):
     __slots__ = ("account",)
@@ -412,7 +457,7 @@ class GetProtectionsStatusResponse(_message.Message):
     def __init__(self, accounts: _Optional[_Iterable[_Union[ProtectionsStatus, _Mapping]]] = ...) -> None: ...
 
 class ProtectionsStatus(_message.Message):
-    __slots__ = ("account", "halted", "halt_reason", "halted_until_time", "daily_pnl", "daily_loss_pct", "daily_loss_limit_pct", "peak_equity", "equity", "drawdown_pct", "max_drawdown_pct", "open_notional", "max_open_notional", "open_positions", "max_open_positions", "cooldowns")
+    __slots__ = ("account", "halted", "halt_reason", "halted_until_time", "daily_pnl", "daily_loss_pct", "daily_loss_limit_pct", "peak_equity", "equity", "drawdown_pct", "max_drawdown_pct", "open_notional", "max_open_notional", "open_positions", "max_open_positions", "cooldowns", "reason_codes")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     HALTED_FIELD_NUMBER: _ClassVar[int]
     HALT_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -429,6 +474,7 @@ class ProtectionsStatus(_message.Message):
     OPEN_POSITIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_OPEN_POSITIONS_FIELD_NUMBER: _ClassVar[int]
     COOLDOWNS_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODES_FIELD_NUMBER: _ClassVar[int]
     account: str
     halted: bool
     halt_reason: str
@@ -445,7 +491,8 @@ class ProtectionsStatus(_message.Message):
     open_positions: int
     max_open_positions: int
     cooldowns: _containers.RepeatedCompositeFieldContainer[Cooldown]
-    def __init__(self, account: _Optional[str] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., halted_until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., daily_pnl: _Optional[str] = ..., daily_loss_pct: _Optional[float] = ..., daily_loss_limit_pct: _Optional[float] = ..., peak_equity: _Optional[str] = ..., equity: _Optional[str] = ..., drawdown_pct: _Optional[float] = ..., max_drawdown_pct: _Optional[float] = ..., open_notional: _Optional[str] = ..., max_open_notional: _Optional[str] = ..., open_positions: _Optional[int] = ..., max_open_positions: _Optional[int] = ..., cooldowns: _Optional[_Iterable[_Union[Cooldown, _Mapping]]] = ...) -> None: ...
+    reason_codes: _containers.RepeatedScalarFieldContainer[RiskReasonCode]
+    def __init__(self, account: _Optional[str] = ..., halted: _Optional[bool] = ..., halt_reason: _Optional[str] = ..., halted_until_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., daily_pnl: _Optional[str] = ..., daily_loss_pct: _Optional[float] = ..., daily_loss_limit_pct: _Optional[float] = ..., peak_equity: _Optional[str] = ..., equity: _Optional[str] = ..., drawdown_pct: _Optional[float] = ..., max_drawdown_pct: _Optional[float] = ..., open_notional: _Optional[str] = ..., max_open_notional: _Optional[str] = ..., open_positions: _Optional[int] = ..., max_open_positions: _Optional[int] = ..., cooldowns: _Optional[_Iterable[_Union[Cooldown, _Mapping]]] = ..., reason_codes: _Optional[_Iterable[_Union[RiskReasonCode, str]]] = ...) -> None: ...
 
 class Cooldown(_message.Message):
     __slots__ = ("symbol", "reason", "until_time")
