@@ -1,0 +1,682 @@
+"""The brain's rule-based strategy: multi-timeframe Smart Money Concepts confluence, one closed candle at a time.
+
+``docs/strategy.md`` explains the rules in plain words with a worked example; in short, for a long (a short is
+the mirror image):
+
+1. **Trigger (5m, or 1m).** A *liquidity sweep*: a candle trades below the latest confirmed swing low (or a pool
+   of equal lows) and closes back above it. Then, within ``sweep_window_bars`` candles, a *change of character*
+   (CHOCH): a close above the latest swing high known at the sweep.
+2. **Zone (15m).** The sweep must reach a bullish 15m order block or fair value gap that was active when it
+   happened (``require_zone``); the stop goes below the lower of the sweep's low and the zone's bottom, plus a
+   buffer of trigger ATRs. The target is ``reward_risk`` times the stop distance.
+3. **Confluence.** The 1d bias, the 1h trend, the 15m structure (latest BOS/CHOCH), the zone, a swept pool and
+   the trigger candle's volume make a score (:func:`confluence`); the confidence is a logistic function of it
+   (:func:`confidence_of`). Setups below ``min_confidence`` emit nothing, nor does anything during warm-up
+   (a NaN feature), nor a second signal of a symbol within ``cooldown_s`` of market time.
+4. **Predicted return.** The learning loop's predictor when one is set, else the rule-based estimate
+   :func:`rule_based_return_pct`.
+
+Determinism: the strategy reads nothing but the closed candles it is given, in order (no wall clock unless one
+is injected for ``created_time_ns``; signal ids are derived from the symbol, timeframe, candle and side), so the
+same candles give the same signals live and in replay. :meth:`Strategy.on_candle_closed` is the only entry point
+that emits; :meth:`Strategy.warm_up` replays stored history through the very same path without emitting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from aegis.analytics.indicators import StreamingIndicators
+from aegis.analytics.smc_stream import (
+    FvgEvent,
+    LiquidityEvent,
+    OrderBlockEvent,
+    SmcEvent,
+    StreamingSMC,
+    StructureEvent,
+    SwingEvent,
+)
+from aegis.brain import features as feat
+from aegis.brain.events import Candle, CandleClosed, SignalGenerated
+from aegis.brain.numeric import price_decimal
+from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
+from aegis.config import StrategySettings
+
+log = logging.getLogger("aegis.brain.strategy")
+
+RULES_MODEL_VERSION = "rules-v1"
+"""``model_version`` of signals whose predicted return is the rule-based estimate."""
+
+STRUCTURE_TIMEFRAME = "15m"
+TREND_TIMEFRAME = "1h"
+BIAS_TIMEFRAME = "1d"
+
+CONFLUENCE_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"d1_bias": 0.15, "h1_trend": 0.25, "m15_structure": 0.25, "zone": 0.20, "sweep_pool": 0.05, "volume": 0.10}
+)
+"""Weight of each confluence component; they sum to 1, so the score is at most 1 (and at least -0.65)."""
+CONFIDENCE_CENTER = 0.5
+"""Confluence score at which the confidence is 0.5."""
+CONFIDENCE_SLOPE = 4.0
+"""Steepness of the logistic map from score to confidence."""
+
+_SIGNAL_NAMESPACE = uuid.UUID("6f1d3c52-5a0e-4d8b-9b7e-3c6a1f0e2d41")
+_BLOCK = 64  # symbols per StreamingIndicators instance; a new instance is added when a block is full
+
+Predictor = Callable[[feat.FeatureVector], tuple[float, str]]
+"""The learning loop's model: features -> (predicted return in percent points, model version)."""
+
+
+class Signal(msgspec.Struct, frozen=True, kw_only=True):
+    """A trade idea. Immutable; ``features`` are in the order of schema ``feature_schema_version``."""
+
+    signal_id: str
+    symbol: str
+    timeframe: str
+    """Trigger timeframe whose candle close produced the signal."""
+    side: str
+    """'LONG' or 'SHORT'."""
+    entry_price: Decimal
+    """Close of the trigger candle (exactly the exchange's decimal)."""
+    sl_pct: float
+    tp_pct: float
+    confidence: float
+    predicted_return_pct: float
+    model_version: str
+    feature_schema_version: int
+    features: tuple[float, ...]
+    reasons: tuple[str, ...]
+    created_time_ns: int
+    """Microsecond precision (what PostgreSQL keeps)."""
+    candle_open_time_ms: int | None = None
+    """Open time of the trigger candle; None for a signal read back from PostgreSQL (the table has no column)."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return feat.names_of(self.feature_schema_version)
+
+    def to_event(self) -> SignalGenerated:
+        """Return the bus event the rest of the brain (sizing, execution) consumes."""
+        return SignalGenerated(
+            signal_id=self.signal_id,
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            side=self.side,
+            entry_price=self.entry_price,
+            sl_pct=self.sl_pct,
+            tp_pct=self.tp_pct,
+            confidence=self.confidence,
+            candle_open_time_ms=self.candle_open_time_ms or 0,
+            created_time_ns=self.created_time_ns,
+            predicted_return_pct=self.predicted_return_pct,
+            model_version=self.model_version,
+            reasons=self.reasons,
+        )
+
+
+# ------------------------------------------------------------------------------------------- pure decisions
+
+
+def signal_id_for(symbol: str, timeframe: str, candle_open_time_ms: int, side: str) -> str:
+    """Return the signal's UUID, derived from what defines it (a replay of the same candles gives the same ids)."""
+    key = f"{symbol}|{timeframe}|{candle_open_time_ms}|{side}|{feat.FEATURE_SCHEMA_VERSION}"
+    return str(uuid.uuid5(_SIGNAL_NAMESPACE, key))
+
+
+def confluence(features: np.ndarray) -> float:
+    """Return the confluence score of a feature vector (schema 1): the weighted sum in ``CONFLUENCE_WEIGHTS``.
+
+    Components (each in -1..1 or 0..1, positive = in favour of the trade): ``d1_bias``, ``h1_trend`` and
+    ``m15_structure`` as in the features; ``zone`` = 0.6 for an order block + 0.4 for a fair value gap (1 with
+    both); ``sweep_pool`` 0/1; ``volume`` = clip(t_volume_ratio - 0.5, 0, 1).
+    """
+    f = feat.FEATURE_INDEX
+    w = CONFLUENCE_WEIGHTS
+    zone = min(1.0, 0.6 * features[f["zone_ob"]] + 0.4 * features[f["zone_fvg"]])
+    volume = min(1.0, max(0.0, features[f["t_volume_ratio"]] - 0.5))
+    return float(
+        w["d1_bias"] * features[f["d1_bias"]]
+        + w["h1_trend"] * features[f["h1_trend"]]
+        + w["m15_structure"] * features[f["m15_structure"]]
+        + w["zone"] * zone
+        + w["sweep_pool"] * features[f["sweep_pool"]]
+        + w["volume"] * volume
+    )
+
+
+def confidence_of(score: float) -> float:
+    """Return ``1 / (1 + exp(-CONFIDENCE_SLOPE * (score - CONFIDENCE_CENTER)))``: 0.5 at the center, within (0, 1)."""
+    return 1.0 / (1.0 + math.exp(-CONFIDENCE_SLOPE * (score - CONFIDENCE_CENTER)))
+
+
+def rule_based_return_pct(confidence: float, sl_pct: float, tp_pct: float, fee_pct: float) -> float:
+    """Return the estimate used before a model exists: ``confidence * tp - (1 - confidence) * sl - fees``.
+
+    It reads the confidence as the chance that the target is hit before the stop (uncalibrated until the
+    learning loop replaces it) and is net of the round-trip fees, like the trades' ``return_pct``.
+    """
+    return confidence * tp_pct - (1.0 - confidence) * sl_pct - fee_pct
+
+
+@dataclass(frozen=True, slots=True)
+class TradePlan:
+    sl_pct: float
+    tp_pct: float
+    stop_price: float
+
+
+def plan_trade(
+    side: int, entry: float, sweep: feat.Sweep, trigger_atr: float, settings: StrategySettings
+) -> TradePlan | str:
+    """Return the stop and target of a setup, or why there is none (``"WARMING_UP"``, ``"STOP_TOO_FAR"``).
+
+    The stop sits beyond the invalidation point — the sweep's extreme, or the zone's far side when that is
+    farther — by ``sl_atr_buffer`` trigger ATRs; it is widened to ``min_sl_pct`` and refused beyond
+    ``max_sl_pct``. The target is ``reward_risk`` times the stop distance.
+    """
+    anchor = sweep.extreme
+    if sweep.zone is not None:
+        anchor = min(anchor, sweep.zone.bottom) if side > 0 else max(anchor, sweep.zone.top)
+    stop = anchor - side * settings.sl_atr_buffer * trigger_atr
+    sl_pct = (entry - stop) * side / entry * 100.0
+    if not math.isfinite(sl_pct):
+        return "WARMING_UP"
+    if sl_pct > settings.max_sl_pct:
+        return "STOP_TOO_FAR"
+    sl_pct = round(max(sl_pct, settings.min_sl_pct), 6)
+    return TradePlan(sl_pct, round(settings.reward_risk * sl_pct, 6), stop)
+
+
+def reasons_for(
+    side: int, features: np.ndarray, sweep: feat.Sweep, structure: feat.Structure | None
+) -> tuple[str, ...]:
+    """Return the short tags saying why a signal fired, in a fixed order."""
+    f = feat.FEATURE_INDEX
+    up = side > 0
+    tags = ["SWEEP_SSL" if up else "SWEEP_BSL"]
+    if sweep.pool:
+        tags.append("LIQUIDITY_POOL")
+    tags.append("CHOCH_UP" if up else "CHOCH_DOWN")
+    if sweep.zone is not None and sweep.zone.order_block:
+        tags.append("BULLISH_OB" if up else "BEARISH_OB")
+    if sweep.zone is not None and sweep.zone.fair_value_gap:
+        tags.append("BULLISH_FVG" if up else "BEARISH_FVG")
+    if structure is not None and features[f["m15_structure"]] > 0:
+        tags.append(f"M15_{structure.kind}_{'UP' if up else 'DOWN'}")
+    if features[f["h1_trend"]] > 0:
+        tags.append("H1_TREND_UP" if up else "H1_TREND_DOWN")
+    if features[f["d1_bias"]] > 0:
+        tags.append("D1_BIAS_UP" if up else "D1_BIAS_DOWN")
+    if features[f["t_volume_ratio"]] >= 1.5:
+        tags.append("VOLUME_SPIKE")
+    return tuple(tags)
+
+
+# --------------------------------------------------------------------------------------------------- state
+
+
+class _IndicatorBank:
+    """StreamingIndicators of one timeframe for any number of symbols, in blocks of ``_BLOCK`` rows."""
+
+    def __init__(self) -> None:
+        self.blocks: list[StreamingIndicators] = []
+        self._one = np.zeros(1, dtype=np.int64)
+
+    def _locate(self, row: int) -> tuple[StreamingIndicators, int]:
+        while row // _BLOCK >= len(self.blocks):
+            self.blocks.append(StreamingIndicators(_BLOCK))
+        return self.blocks[row // _BLOCK], row % _BLOCK
+
+    def update(self, row: int, high: float, low: float, close: float) -> None:
+        block, local = self._locate(row)
+        self._one[0] = local
+        block.update(np.array([high]), np.array([low]), np.array([close]), symbols=self._one)
+
+    def reset(self, row: int) -> None:
+        block, local = self._locate(row)
+        block.reset([local])
+
+    def values(self, row: int) -> tuple[float, ...]:
+        block, local = self._locate(row)
+        return tuple(block.values[local].tolist())
+
+
+class _Series:
+    """One symbol on one timeframe: recent closed candles, and the SMC detector when the timeframe uses one."""
+
+    __slots__ = ("close", "close_time_ms", "last_open_ms", "recent", "smc", "smc_open_ms", "timeframe", "width")
+
+    def __init__(self, timeframe: str, keep: int, smc: StreamingSMC | None) -> None:
+        self.timeframe = timeframe
+        self.width = WIDTHS_MS[INDEX_BY_NAME[timeframe]]
+        self.recent: deque[tuple[int, float, float, float, float, float, float]] = deque(maxlen=keep)
+        self.last_open_ms = -1
+        self.close_time_ms = -1
+        self.close = math.nan
+        self.smc = smc
+        self.smc_open_ms = array("q")  # open time of each candle the SMC detector was given, by its bar index
+
+
+@dataclass(slots=True)
+class _ZoneState:
+    kind: str
+    direction: int
+    top: float
+    bottom: float
+    formed_ms: int
+    confirmed_ms: int
+
+
+class _SymbolState:
+    __slots__ = (
+        "breaks",
+        "last_signal_ms",
+        "row",
+        "series",
+        "sweeps",
+        "swing_high",
+        "swing_low",
+        "symbol",
+        "taken",
+        "zones",
+    )
+
+    def __init__(self, symbol: str, row: int) -> None:
+        self.symbol = symbol
+        self.row = row
+        self.series: dict[str, _Series] = {}
+        self.zones: dict[tuple[str, int, int], _ZoneState] = {}
+        self.breaks: list[tuple[int, str, int, float, int, int]] = []  # (index, kind, dir, level, broken, known_ms)
+        self.swing_high: tuple[int, float, int] | None = None  # (index, level, confirmed_ms), trigger timeframe
+        self.swing_low: tuple[int, float, int] | None = None
+        self.taken = {1: False, -1: False}
+        """Whether price has traded beyond the latest swing low (key 1) / high (key -1) since it was confirmed."""
+        self.sweeps: dict[int, feat.Sweep] = {}
+        self.last_signal_ms: int | None = None
+
+
+# ------------------------------------------------------------------------------------------------ strategy
+
+
+class Strategy:
+    """Turn closed candles into signals (see the module doc). Not thread-safe: call it from one task."""
+
+    def __init__(
+        self,
+        settings: StrategySettings | None = None,
+        *,
+        predictor: Predictor | None = None,
+        clock: Clock | None = None,
+        record_inputs: bool = False,
+    ) -> None:
+        self.settings = settings or StrategySettings()
+        self.trigger_timeframe = self.settings.trigger_timeframe
+        self.timeframes: tuple[str, ...] = (
+            self.trigger_timeframe,
+            STRUCTURE_TIMEFRAME,
+            TREND_TIMEFRAME,
+            BIAS_TIMEFRAME,
+        )
+        """The timeframes the strategy reads; candles of any other are ignored."""
+        self.predictor = predictor
+        self._clock = clock
+        self.inputs: dict[str, feat.FeatureInputs] | None = {} if record_inputs else None
+        """With ``record_inputs``: the feature inputs of every signal made, by signal id (tests, leakage checks)."""
+        self._banks = {tf: _IndicatorBank() for tf in self.timeframes}
+        self._symbols: dict[str, _SymbolState] = {}
+        self.counts: dict[str, int] = dict.fromkeys(
+            (
+                "candles",
+                "corrections_ignored",
+                "stale_ignored",
+                "sweeps",
+                "sweeps_without_zone",
+                "triggers",
+                "warming_up",
+                "stop_too_far",
+                "low_confidence",
+                "cooldown",
+                "signals",
+                "predictor_errors",
+            ),
+            0,
+        )
+
+    # -- public API ------------------------------------------------------------------------------------------
+
+    def set_predictor(self, predictor: Predictor | None) -> None:
+        """Use ``predictor`` (a newly loaded model) for the next signals; None returns to the rule-based estimate."""
+        self.predictor = predictor
+
+    def on_candle_closed(self, event: CandleClosed) -> list[Signal]:
+        """Take one closed candle (any timeframe, any symbol, in the brain's order); return the signals it made.
+
+        Corrections of a candle already taken are ignored (indicators and SMC cannot take a bar back; the
+        first close is what a trader saw at that time) and counted, as are candles not newer than the last one
+        of their series.
+        """
+        if event.corrected:
+            self.counts["corrections_ignored"] += 1
+            return []
+        return self._take(event.candle, emit=True)
+
+    def warm_up(self, symbol: str, candles: Iterable[Candle]) -> int:
+        """Forget ``symbol`` and replay stored closed candles (any timeframes) in market order, emitting nothing.
+
+        Candles are sorted by close time, narrower timeframes first at equal times (the order the brain closes
+        them in), so the state afterwards — indicators, SMC, pending sweeps, cooldown — is what a run that had
+        seen those candles live would hold. Return how many candles were taken.
+        """
+        self._symbols.pop(symbol, None)
+        ordered = sorted(
+            (c for c in candles if c.symbol == symbol and c.closed and c.timeframe in self.timeframes),
+            key=lambda c: (c.close_time_ms, WIDTHS_MS[INDEX_BY_NAME[c.timeframe]]),
+        )
+        self._state(symbol)
+        taken = 0
+        for candle in ordered:
+            before = self.counts["stale_ignored"]
+            self._take(candle, emit=False)
+            taken += self.counts["stale_ignored"] == before
+        return taken
+
+    def indicator_snapshot(self, symbol: str, timeframe: str) -> feat.IndicatorSnapshot | None:
+        """Return the indicator values of ``symbol`` on ``timeframe`` after its last closed candle, or None."""
+        state = self._symbols.get(symbol)
+        if state is None or timeframe not in self._banks or timeframe not in state.series:
+            return None
+        return self._snapshot(state, state.series[timeframe])
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts, "symbols": len(self._symbols)}
+
+    # -- the path every candle takes -------------------------------------------------------------------------
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._symbols.get(symbol)
+        if state is None:
+            used = {s.row for s in self._symbols.values()}
+            row = next(r for r in range(len(used) + 1) if r not in used)
+            state = _SymbolState(symbol, row)
+            s = self.settings
+            keep = max(s.volume_period, 2)
+            for tf in self.timeframes:
+                smc = None
+                if tf == STRUCTURE_TIMEFRAME:
+                    smc = StreamingSMC(s.structure_swing_length)
+                elif tf == self.trigger_timeframe:
+                    smc = StreamingSMC(s.trigger_swing_length)
+                state.series[tf] = _Series(tf, keep, smc)
+            for bank in self._banks.values():
+                bank.reset(row)
+            self._symbols[symbol] = state
+        return state
+
+    def _take(self, c: Candle, *, emit: bool) -> list[Signal]:
+        if c.timeframe not in self._banks:
+            return []
+        state = self._state(c.symbol)
+        series = state.series[c.timeframe]
+        if c.open_time_ms <= series.last_open_ms:
+            self.counts["stale_ignored"] += 1
+            return []
+        self.counts["candles"] += 1
+        series.last_open_ms = c.open_time_ms
+        series.close_time_ms = c.close_time_ms
+        series.close = c.close
+        series.recent.append((c.open_time_ms, c.open, c.high, c.low, c.close, c.volume, c.taker_buy_volume))
+        self._banks[c.timeframe].update(state.row, c.high, c.low, c.close)
+        if series.smc is None:
+            return []
+        series.smc_open_ms.append(c.open_time_ms)
+        events = series.smc.update(c.open, c.high, c.low, c.close, c.volume)
+        if c.timeframe == STRUCTURE_TIMEFRAME:
+            self._structure(state, series, c, events)
+            return []
+        return self._trigger(state, series, c, events, emit)
+
+    def _structure(self, state: _SymbolState, series: _Series, c: Candle, events: list[SmcEvent]) -> None:
+        """Keep the 15m zones (active order blocks and fair value gaps) and the latest structure breaks."""
+        known = c.close_time_ms
+        zones = state.zones
+        for e in events:
+            if isinstance(e, FvgEvent):
+                key = ("FVG", e.index, e.direction)
+                if e.action == "formed":
+                    zones[key] = _ZoneState("FVG", e.direction, e.top, e.bottom, series.smc_open_ms[e.index], known)
+                else:
+                    zones.pop(key, None)
+            elif isinstance(e, OrderBlockEvent):
+                key = ("OB", e.index, e.direction)
+                if e.action == "formed":
+                    zones[key] = _ZoneState("OB", e.direction, e.top, e.bottom, series.smc_open_ms[e.index], known)
+                else:
+                    zones.pop(key, None)  # mitigated (price went through it) or removed: no longer a zone
+            elif isinstance(e, StructureEvent):
+                if e.action == "broken":
+                    state.breaks.append((e.index, e.kind, e.direction, e.level, e.broken_index, known))
+                else:
+                    state.breaks = [b for b in state.breaks if (b[0], b[1], b[2]) != (e.index, e.kind, e.direction)]
+        del state.breaks[:-16]
+        oldest = c.open_time_ms - self.settings.zone_max_age_bars * series.width
+        for key in [k for k, z in zones.items() if z.formed_ms < oldest]:
+            del zones[key]
+
+    def _latest_structure(self, state: _SymbolState) -> feat.Structure | None:
+        if not state.breaks:
+            return None
+        _, kind, direction, level, _, known = max(state.breaks, key=lambda b: (b[4], b[0]))
+        return feat.Structure(direction, kind, level, known)
+
+    def _zone_for(self, state: _SymbolState, direction: int, extreme: float) -> feat.Zone | None:
+        """Return the active 15m zone(s) of ``direction`` the sweep's ``extreme`` reached, merged into one."""
+        atr = self._banks[STRUCTURE_TIMEFRAME].values(state.row)[StreamingIndicators.ATR]
+        if not math.isfinite(atr):
+            return None
+        tolerance = self.settings.zone_tolerance_atr * atr
+        hits = [
+            z
+            for z in state.zones.values()
+            if z.direction == direction
+            and (
+                z.bottom - tolerance <= extreme <= z.top if direction > 0 else z.bottom <= extreme <= z.top + tolerance
+            )
+        ]
+        if not hits:
+            return None
+        # the stop is placed against the most recent order block if there is one, else the most recent gap
+        main = max(hits, key=lambda z: (z.kind == "OB", z.formed_ms, z.top, z.bottom))
+        return feat.Zone(
+            direction=direction,
+            order_block=any(z.kind == "OB" for z in hits),
+            fair_value_gap=any(z.kind == "FVG" for z in hits),
+            top=main.top,
+            bottom=main.bottom,
+            formed_time_ms=main.formed_ms,
+            confirmed_ms=max(z.confirmed_ms for z in hits),
+        )
+
+    def _trigger(
+        self, state: _SymbolState, series: _Series, c: Candle, events: list[SmcEvent], emit: bool
+    ) -> list[Signal]:
+        """Advance the sweep-then-CHOCH machine of the trigger timeframe by one candle."""
+        assert series.smc is not None
+        bar = series.smc.bars - 1
+        known = c.close_time_ms
+        pools: dict[int, float] = {}
+        for e in events:
+            if isinstance(e, SwingEvent):
+                if e.high_low == 1:
+                    state.swing_high = (e.index, e.level, known)
+                else:
+                    state.swing_low = (e.index, e.level, known)
+                state.taken[-e.high_low] = False
+            elif isinstance(e, LiquidityEvent) and e.action == "swept":
+                # a pool of lows (direction -1) taken is sell-side liquidity: a long setup (+1)
+                side = -e.direction
+                pools[side] = (
+                    max(pools.get(side, -math.inf), e.level) if side > 0 else min(pools.get(side, math.inf), e.level)
+                )
+
+        # 1. a CHOCH completes a pending sweep
+        candidates = []
+        for side, sweep in sorted(state.sweeps.items(), reverse=True):
+            if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
+                candidates.append((side, sweep))
+        # 2. a sweep expires, fails (a close beyond its extreme) or is spent
+        for side, sweep in list(state.sweeps.items()):
+            spent = any(side == s for s, _ in candidates)
+            if spent or bar - sweep.bar > self.settings.sweep_window_bars or (c.close - sweep.extreme) * side < 0:
+                del state.sweeps[side]
+        # 3. this candle may itself be a sweep
+        for side in (1, -1):
+            self._detect_sweep(state, c, bar, side, pools.get(side))
+        signals = []
+        for side, sweep in candidates:
+            self.counts["triggers"] += 1
+            signal = self._evaluate(state, series, c, bar, side, sweep)
+            if signal is not None:
+                signals.append(signal)
+        if len(signals) > 1:  # both sides at once: keep the stronger one
+            signals = [max(signals, key=lambda s: (s.confidence, s.side))]
+        if not signals:
+            return []
+        state.last_signal_ms = c.close_time_ms  # a signal withheld during warm-up still starts a cooldown
+        if not emit:
+            return []
+        self.counts["signals"] += 1
+        return signals
+
+    def _detect_sweep(self, state: _SymbolState, c: Candle, bar: int, side: int, pool_level: float | None) -> None:
+        swing = state.swing_low if side > 0 else state.swing_high
+        ref = state.swing_high if side > 0 else state.swing_low
+        extreme = c.low if side > 0 else c.high
+        level = None
+        if swing is not None and not state.taken[side] and (swing[1] - extreme) * side > 0:
+            state.taken[side] = True  # the first candle through a swing takes its liquidity, swept or broken
+            if (c.close - swing[1]) * side > 0:
+                level = swing[1]
+        pool = pool_level is not None and (c.close - pool_level) * side > 0
+        if level is None and pool:
+            level = pool_level
+        if level is None or ref is None or (ref[1] - c.close) * side <= 0:
+            return
+        self.counts["sweeps"] += 1
+        zone = self._zone_for(state, side, extreme)
+        if zone is None and self.settings.require_zone:
+            self.counts["sweeps_without_zone"] += 1
+            return
+        state.sweeps[side] = feat.Sweep(
+            direction=side,
+            open_time_ms=c.open_time_ms,
+            confirmed_ms=c.close_time_ms,
+            bar=bar,
+            level=level,
+            extreme=extreme,
+            pool=pool,
+            ref_level=ref[1],
+            ref_confirmed_ms=ref[2],
+            zone=zone,
+        )
+
+    def _snapshot(self, state: _SymbolState, series: _Series) -> feat.IndicatorSnapshot:
+        return feat.IndicatorSnapshot(
+            timeframe=series.timeframe,
+            candle_open_time_ms=series.last_open_ms,
+            close_time_ms=series.close_time_ms,
+            close=series.close,
+            values=self._banks[series.timeframe].values(state.row),
+        )
+
+    def _inputs(self, state: _SymbolState, side: int, sweep: feat.Sweep, plan: TradePlan) -> feat.FeatureInputs:
+        """Return the feature inputs now (after the symbol's last closed trigger candle) for a setup."""
+        trigger = state.series[self.trigger_timeframe]
+        daily = state.series[BIAS_TIMEFRAME]
+        return feat.FeatureInputs(
+            symbol=state.symbol,
+            as_of_ms=trigger.close_time_ms,
+            side=side,
+            entry_price=trigger.close,
+            sl_pct=plan.sl_pct,
+            tp_pct=plan.tp_pct,
+            trigger=feat.CandleWindow.of(trigger.timeframe, trigger.width, list(trigger.recent)),
+            daily=feat.CandleWindow.of(BIAS_TIMEFRAME, daily.width, list(daily.recent)[-1:]),
+            indicators=MappingProxyType(
+                {tf: self._snapshot(state, state.series[tf]) for tf in (self.trigger_timeframe, "15m", "1h")}
+            ),
+            sweep=sweep,
+            structure=self._latest_structure(state),
+            choch_bar=state.series[self.trigger_timeframe].smc.bars - 1,  # type: ignore[union-attr]
+        )
+
+    def _evaluate(
+        self, state: _SymbolState, series: _Series, c: Candle, bar: int, side: int, sweep: feat.Sweep
+    ) -> Signal | None:
+        atr = self._banks[series.timeframe].values(state.row)[StreamingIndicators.ATR]
+        plan = plan_trade(side, c.close, sweep, atr, self.settings)
+        if isinstance(plan, str):
+            self.counts["warming_up" if plan == "WARMING_UP" else "stop_too_far"] += 1
+            return None
+        inputs = self._inputs(state, side, sweep, plan)
+        inputs.check_causal()
+        values = feat.compute(inputs)
+        if not np.isfinite(values).all():
+            self.counts["warming_up"] += 1
+            return None
+        confidence = confidence_of(confluence(values))
+        if confidence < self.settings.min_confidence:
+            self.counts["low_confidence"] += 1
+            return None
+        cooldown_ms = self.settings.cooldown_s * 1000.0
+        if state.last_signal_ms is not None and c.close_time_ms - state.last_signal_ms < cooldown_ms:
+            self.counts["cooldown"] += 1
+            return None
+        vector = feat.FeatureVector(feat.FEATURE_SCHEMA_VERSION, tuple(values.tolist()))
+        predicted, model_version = self._predict(vector, confidence, plan)
+        side_name = "LONG" if side > 0 else "SHORT"
+        created_ns = self._clock.time_ns() if self._clock is not None else (c.close_time_ms + 1) * 1_000_000
+        signal = Signal(
+            signal_id=signal_id_for(c.symbol, c.timeframe, c.open_time_ms, side_name),
+            symbol=c.symbol,
+            timeframe=c.timeframe,
+            side=side_name,
+            entry_price=price_decimal(c.close),
+            sl_pct=plan.sl_pct,
+            tp_pct=plan.tp_pct,
+            confidence=confidence,
+            predicted_return_pct=predicted,
+            model_version=model_version,
+            feature_schema_version=vector.schema_version,
+            features=vector.values,
+            reasons=reasons_for(side, values, sweep, inputs.structure),
+            created_time_ns=created_ns - created_ns % 1000,
+            candle_open_time_ms=c.open_time_ms,
+        )
+        if self.inputs is not None:
+            self.inputs[signal.signal_id] = inputs
+        return signal
+
+    def _predict(self, vector: feat.FeatureVector, confidence: float, plan: TradePlan) -> tuple[float, str]:
+        if self.predictor is not None:
+            try:
+                predicted, version = self.predictor(vector)
+                if math.isfinite(predicted) and version:
+                    return float(predicted), str(version)
+                raise ValueError(f"the predictor returned ({predicted!r}, {version!r})")
+            except Exception:
+                self.counts["predictor_errors"] += 1
+                log.exception("the predictor failed: using the rule-based estimate for this signal")
+        fee = self.settings.round_trip_fee_pct
+        return rule_based_return_pct(confidence, plan.sl_pct, plan.tp_pct, fee), RULES_MODEL_VERSION

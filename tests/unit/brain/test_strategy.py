@@ -1,0 +1,313 @@
+"""The strategy on the real 10-day 1m klines, rolled up by the brain's own candle book (aegis.brain.strategy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+import pytest
+
+from aegis.brain import features as feat
+from aegis.brain.candles import CandleBook
+from aegis.brain.events import CandleClosed, SignalGenerated
+from aegis.brain.strategy import (
+    CONFIDENCE_CENTER,
+    RULES_MODEL_VERSION,
+    Signal,
+    Strategy,
+    confidence_of,
+    rule_based_return_pct,
+    signal_id_for,
+)
+from aegis.config import StrategySettings
+from aegis.core import records as rec
+
+MIN = 60_000
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT = StrategySettings()
+# Looser rules (1m trigger, no zone needed, no cooldown) make many more setups: more of the code runs per test.
+LOOSE = dataclasses.replace(DEFAULT, trigger_timeframe="1m", require_zone=False, cooldown_s=0.0)
+
+
+def kline_records(shared_data: Path, symbol: str, symbol_id: int = 0) -> list[tuple[int, bytes]]:
+    df = pd.read_csv(shared_data / "binance/signalbot/data" / f"{symbol}_1m.csv", parse_dates=["open_time"])
+    opens = (pd.DatetimeIndex(df["open_time"]) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    return [
+        (
+            int(t),
+            rec.pack_kline(
+                symbol_id,
+                int(t) + MIN,
+                0,
+                int(t),
+                int(t) + MIN - 1,
+                MIN,
+                r.open,
+                r.high,
+                r.low,
+                r.close,
+                r.volume,
+                r.volume * r.close,
+                1,
+                r.taker_buy_base_asset_volume,
+                True,
+            ),
+        )
+        for t, r in zip(opens, df.itertuples(index=False), strict=True)
+    ]
+
+
+def closed_candles(records: list[tuple[int, bytes]], symbols: tuple[str, ...]) -> list[CandleClosed]:
+    """Feed exchange klines through a CandleBook, the way the brain rolls 1m up to 5m/15m/1h/1d."""
+    book = CandleBook(history=64, symbol_capacity=len(symbols))
+    for symbol in symbols:
+        book.symbol_index(symbol)
+    batch = np.frombuffer(b"".join(r for _, r in records), dtype=rec.MARKET_RECORD).copy()
+    return book.process(batch, batch["symbol_id"].astype(np.int64))
+
+
+def run(events: list[CandleClosed], settings: StrategySettings = DEFAULT, **kwargs) -> tuple[Strategy, list[Signal]]:  # type: ignore[no-untyped-def]
+    strategy = Strategy(settings, **kwargs)
+    signals: list[Signal] = []
+    for event in events:
+        signals += strategy.on_candle_closed(event)
+    return strategy, signals
+
+
+def assert_same(a: feat.IndicatorSnapshot | None, b: feat.IndicatorSnapshot | None) -> None:
+    """Snapshots are equal, NaN (warming up) included."""
+    assert a is not None and b is not None
+    assert dataclasses.replace(a, values=()) == dataclasses.replace(b, values=())
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.fixture(scope="module")
+def records(shared_data: Path) -> dict[str, list[tuple[int, bytes]]]:
+    return {symbol: kline_records(shared_data, symbol) for symbol in SYMBOLS}
+
+
+@pytest.fixture(scope="module")
+def events(records: dict[str, list[tuple[int, bytes]]]) -> dict[str, list[CandleClosed]]:
+    return {symbol: closed_candles(records[symbol], (symbol,)) for symbol in SYMBOLS}
+
+
+@pytest.fixture(scope="module")
+def default_runs(events: dict[str, list[CandleClosed]]) -> dict[str, tuple[Strategy, list[Signal]]]:
+    return {symbol: run(events[symbol], record_inputs=True) for symbol in SYMBOLS}
+
+
+@pytest.fixture(scope="module")
+def loose_runs(events: dict[str, list[CandleClosed]]) -> dict[str, tuple[Strategy, list[Signal]]]:
+    return {symbol: run(events[symbol], LOOSE, record_inputs=True) for symbol in SYMBOLS}
+
+
+# --------------------------------------------------------------------------------------------- real data
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_the_real_klines_give_signals_with_complete_finite_feature_vectors(
+    symbol: str, events: dict[str, list[CandleClosed]], default_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    strategy, signals = default_runs[symbol]
+    assert len(signals) >= 2, strategy.stats()
+    trigger_closes = {e.candle.open_time_ms: e.candle.close for e in events[symbol] if e.candle.timeframe == "5m"}
+    for s in signals:
+        assert s.symbol == symbol and s.timeframe == "5m" and s.side in ("LONG", "SHORT")
+        assert s.feature_schema_version == feat.FEATURE_SCHEMA_VERSION == 1
+        assert len(s.features) == len(feat.FEATURE_NAMES) == len(s.feature_names)
+        assert all(math.isfinite(v) for v in s.features)
+        assert s.candle_open_time_ms is not None and float(s.entry_price) == trigger_closes[s.candle_open_time_ms]
+        assert s.created_time_ns == (s.candle_open_time_ms + 5 * MIN) * 1_000_000  # market time, no wall clock
+        assert s.model_version == RULES_MODEL_VERSION
+        assert s.signal_id == signal_id_for(symbol, "5m", s.candle_open_time_ms, s.side)
+        assert s.reasons[0] in ("SWEEP_SSL", "SWEEP_BSL") and ("CHOCH_UP" in s.reasons) == (s.side == "LONG")
+        assert any(r.endswith(("_OB", "_FVG")) for r in s.reasons)  # require_zone
+        assert s.features[feat.FEATURE_INDEX["side"]] == (1.0 if s.side == "LONG" else -1.0)
+        # the feature vector holds the plan that was decided
+        assert s.features[feat.FEATURE_INDEX["sl_pct"]] == s.sl_pct
+        assert s.features[feat.FEATURE_INDEX["tp_pct"]] == s.tp_pct
+
+
+@pytest.mark.parametrize("settings", [DEFAULT, LOOSE], ids=["default", "loose"])
+def test_two_runs_over_the_same_candles_give_identical_signals(
+    settings: StrategySettings, events: dict[str, list[CandleClosed]]
+) -> None:
+    for symbol in SYMBOLS:
+        first = run(events[symbol], settings)[1]
+        second = run(events[symbol], settings)[1]
+        assert first and msgspec.json.encode(first) == msgspec.json.encode(second)
+
+
+@pytest.mark.parametrize(("prefix", "extra"), [(4_321, 1_500), (9_007, 3_000), (12_500, 1_900)])
+def test_signals_and_features_on_a_prefix_do_not_depend_on_later_bars(
+    prefix: int, extra: int, records: dict[str, list[tuple[int, bytes]]]
+) -> None:
+    for symbol in SYMBOLS:
+        for settings in (DEFAULT, LOOSE):
+            short = run(closed_candles(records[symbol][:prefix], (symbol,)), settings, record_inputs=True)
+            longer = run(closed_candles(records[symbol][: prefix + extra], (symbol,)), settings)[1]
+            cut_ms = records[symbol][prefix - 1][0] + MIN  # end of the prefix's last minute
+            assert short[1] == [s for s in longer if s.created_time_ns <= cut_ms * 1_000_000]
+            assert len(longer) >= len(short[1])
+            for signal in short[1]:  # every input of every feature vector was known at the signal time
+                assert short[0].inputs is not None
+                inputs = short[0].inputs[signal.signal_id]
+                inputs.check_causal()
+                assert inputs.as_of_ms < cut_ms
+                assert tuple(feat.compute(inputs).tolist()) == signal.features
+
+
+def test_the_signals_respect_their_bounds_and_formulas(
+    default_runs: dict[str, tuple[Strategy, list[Signal]]], loose_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    for settings, runs in ((DEFAULT, default_runs), (LOOSE, loose_runs)):
+        for _, signals in runs.values():
+            for s in signals:
+                assert settings.min_sl_pct <= s.sl_pct <= settings.max_sl_pct
+                assert s.tp_pct == pytest.approx(settings.reward_risk * s.sl_pct, abs=1e-6)
+                assert settings.min_confidence <= s.confidence < 1.0
+                assert s.predicted_return_pct == pytest.approx(
+                    s.confidence * s.tp_pct - (1 - s.confidence) * s.sl_pct - settings.round_trip_fee_pct
+                )
+
+
+def test_the_cooldown_keeps_one_signal_per_symbol_per_window(
+    events: dict[str, list[CandleClosed]], loose_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    window_ns = 3600 * 10**9
+    cooled = dataclasses.replace(LOOSE, cooldown_s=3600.0)
+    for symbol in SYMBOLS:
+        free = loose_runs[symbol][1]
+        assert any(b.created_time_ns - a.created_time_ns < window_ns for a, b in itertools.pairwise(free))
+        strategy, kept = run(events[symbol], cooled)
+        assert all(b.created_time_ns - a.created_time_ns >= window_ns for a, b in itertools.pairwise(kept))
+        # the cooldown only withholds signals: the kept ones are the free ones, taken greedily
+        expected: list[Signal] = []
+        for s in free:
+            if not expected or s.created_time_ns - expected[-1].created_time_ns >= window_ns:
+                expected.append(s)
+        assert kept == expected and strategy.counts["cooldown"] == len(free) - len(kept) > 0
+
+
+def test_symbols_interleaved_in_one_book_give_the_same_signals_as_alone(
+    shared_data: Path, loose_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    both = sorted(
+        (t, symbol_id, raw)
+        for symbol_id, symbol in enumerate(SYMBOLS)
+        for t, raw in kline_records(shared_data, symbol, symbol_id)
+    )
+    _, signals = run(closed_candles([(t, raw) for t, _, raw in both], SYMBOLS), LOOSE)
+    for symbol in SYMBOLS:
+        assert [s for s in signals if s.symbol == symbol] == loose_runs[symbol][1]
+
+
+def test_warming_up_from_stored_candles_continues_exactly_like_a_live_run(
+    events: dict[str, list[CandleClosed]], loose_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    symbol = "ETHUSDT"
+    all_events = events[symbol]
+    half = len(all_events) // 2
+    history = [e.candle for e in all_events[:half]]
+    strategy = Strategy(LOOSE)
+    strategy.on_candle_closed(all_events[0])  # state from before the warm-up is forgotten
+    assert strategy.warm_up(symbol, history) == sum(c.timeframe in strategy.timeframes for c in history)
+    later: list[Signal] = []
+    for event in all_events[half:]:
+        later += strategy.on_candle_closed(event)
+    cut = history[-1].close_time_ms
+    expected = [s for s in loose_runs[symbol][1] if s.created_time_ns > (cut + 1) * 1_000_000]
+    assert later == expected and later
+    for tf in strategy.timeframes:
+        assert_same(strategy.indicator_snapshot(symbol, tf), loose_runs[symbol][0].indicator_snapshot(symbol, tf))
+
+
+def test_a_predictor_replaces_the_rule_based_estimate_and_a_failing_one_falls_back(
+    events: dict[str, list[CandleClosed]], default_runs: dict[str, tuple[Strategy, list[Signal]]]
+) -> None:
+    seen: list[feat.FeatureVector] = []
+
+    def model(vector: feat.FeatureVector) -> tuple[float, str]:
+        seen.append(vector)
+        return vector["sl_pct"] * 0.5, "model-7"
+
+    reference = default_runs["ETHUSDT"][1]
+    _, signals = run(events["ETHUSDT"], predictor=model)
+    assert [s.model_version for s in signals] == ["model-7"] * len(reference)
+    assert [s.predicted_return_pct for s in signals] == [s.sl_pct * 0.5 for s in reference]
+    assert [v.values for v in seen] == [s.features for s in reference]
+    assert all(v.schema_version == 1 and v.names == feat.FEATURE_NAMES for v in seen)
+
+    def broken(vector: feat.FeatureVector) -> tuple[float, str]:
+        raise RuntimeError("model file is corrupt")
+
+    strategy, signals = run(events["ETHUSDT"], predictor=broken)
+    assert signals == reference and strategy.counts["predictor_errors"] == len(reference)
+    strategy = Strategy(DEFAULT)
+    strategy.set_predictor(lambda v: (math.nan, "model-8"))  # a non-finite prediction is refused the same way
+    signals = [s for e in events["ETHUSDT"] for s in strategy.on_candle_closed(e)]
+    assert signals == reference and strategy.counts["predictor_errors"] == len(reference)
+
+
+def test_corrections_and_stale_candles_are_counted_and_ignored(events: dict[str, list[CandleClosed]]) -> None:
+    strategy = Strategy(LOOSE)
+    sample = events["BTCUSDT"][:200]
+    for event in sample:
+        strategy.on_candle_closed(event)
+    before = strategy.indicator_snapshot("BTCUSDT", "1m")
+    assert before is not None
+    for event in [e for e in sample if e.candle.timeframe == "1m"][-5:]:
+        strategy.on_candle_closed(msgspec.structs.replace(event, corrected=True))
+        strategy.on_candle_closed(event)
+    assert strategy.counts["corrections_ignored"] == 5 and strategy.counts["stale_ignored"] == 5
+    assert_same(strategy.indicator_snapshot("BTCUSDT", "1m"), before)
+    assert strategy.indicator_snapshot("BTCUSDT", "3m") is None and strategy.indicator_snapshot("X", "1m") is None
+
+
+def test_many_symbols_use_rows_of_the_shared_indicator_state(events: dict[str, list[CandleClosed]]) -> None:
+    hourly = [e for e in events["BTCUSDT"] if e.candle.timeframe in ("1h", "1d")][:150]
+    strategy = Strategy(DEFAULT)
+    symbols = [f"S{i:03d}USDT" for i in range(70)]  # more than one block of 64 rows
+    for event in hourly:
+        for symbol in symbols:
+            strategy.on_candle_closed(
+                msgspec.structs.replace(event, candle=msgspec.structs.replace(event.candle, symbol=symbol))
+            )
+    alone = Strategy(DEFAULT)
+    for event in hourly:
+        alone.on_candle_closed(event)
+    expected = alone.indicator_snapshot("BTCUSDT", "1h")
+    assert expected is not None and math.isfinite(expected["adx"])
+    for symbol in symbols:
+        assert_same(strategy.indicator_snapshot(symbol, "1h"), expected)
+    assert len(strategy._banks["1h"].blocks) == 2
+
+
+def test_a_signal_becomes_the_bus_event_the_brain_sizes(default_runs: dict[str, tuple[Strategy, list[Signal]]]) -> None:
+    s = default_runs["ETHUSDT"][1][0]
+    event = s.to_event()
+    assert isinstance(event, SignalGenerated)
+    assert (event.signal_id, event.side, event.entry_price, event.sl_pct, event.model_version) == (
+        s.signal_id, s.side, s.entry_price, s.sl_pct, s.model_version,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ the formulas
+
+
+def test_confidence_is_a_bounded_increasing_function_of_the_score() -> None:
+    scores = np.linspace(-0.65, 1.0, 50)
+    values = [confidence_of(s) for s in scores]
+    assert all(0.0 < v < 1.0 for v in values)
+    assert all(a < b for a, b in itertools.pairwise(values))
+    assert confidence_of(CONFIDENCE_CENTER) == 0.5
+
+
+def test_the_rule_based_return_is_the_expected_value_net_of_fees() -> None:
+    assert rule_based_return_pct(0.5, 1.0, 2.0, 0.1) == pytest.approx(0.4)
+    assert rule_based_return_pct(1 / 3, 1.0, 2.0, 0.0) == pytest.approx(0.0)
