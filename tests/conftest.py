@@ -21,6 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AEGIS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+# Binance is unreachable here and tests must not even try: every process a test starts inherits these loopback
+# endpoints (port 9, discard, has no listener), unless the test points them at the simulator.
+LOOPBACK_BINANCE = {
+    "AEGIS_BINANCE_REST_URL": "http://127.0.0.1:9",
+    "AEGIS_BINANCE_WS_MARKET_URL": "ws://127.0.0.1:9/market",
+    "AEGIS_BINANCE_WS_PUBLIC_URL": "ws://127.0.0.1:9/public",
+}
+os.environ.update(LOOPBACK_BINANCE)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

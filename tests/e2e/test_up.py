@@ -24,6 +24,9 @@ CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABAS
 def up_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED and not k.startswith("AEGIS_")}
     env.update(
+        AEGIS_BINANCE_REST_URL="http://127.0.0.1:9",  # never the real exchange from a test
+        AEGIS_BINANCE_WS_MARKET_URL="ws://127.0.0.1:9/market",
+        AEGIS_BINANCE_WS_PUBLIC_URL="ws://127.0.0.1:9/public",
         AEGIS_HOME=str(home),
         AEGIS_EMBEDDED_PG_PORT=str(testing.free_port()),
         AEGIS_EMBEDDED_REDIS_PORT=str(testing.free_port()),

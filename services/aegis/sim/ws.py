@@ -343,7 +343,11 @@ class Hub:
             conn.closed = True
             conn.wakeup.set()
             try:
-                await conn.ws.close(code=1001, message=b"server shutdown")
+                # A client that stopped reading leaves the send buffer full and the close handshake stuck:
+                # give it a moment, then cut the connection.
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1.0)
+            except TimeoutError:
+                conn.abort()
             except Exception:  # the transport may already be gone
                 pass
 
