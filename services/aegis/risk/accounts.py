@@ -150,7 +150,10 @@ class VirtualAccountSource:
                 f"({self.address} answered UNIMPLEMENTED); risk never sizes on made-up equity: pass account_state "
                 "in the request, or retry once virtual-account implements it"
             )
-        if code == grpc.StatusCode.NOT_FOUND:
+        if code == grpc.StatusCode.NOT_FOUND or (
+            # virtual-account's accounts are fixed by its configuration: an unknown name is an invalid argument there
+            code == grpc.StatusCode.INVALID_ARGUMENT and "no account named" in (exc.details() or "")
+        ):
             return NotFoundError(f"virtual-account has no account {account!r}")
         return DependencyUnavailable(
             f"virtual-account at {self.address} did not answer {rpc} for {account!r}: {code.name} {exc.details()}"
