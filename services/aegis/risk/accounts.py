@@ -32,7 +32,7 @@ from aegis.config import RiskSettings
 from aegis.errors import AegisError, ConfigError, DependencyUnavailable, NotFoundError, ValidationError
 from aegis.risk.convert import positions_from_pb
 from aegis.risk.engine import RiskConfig
-from aegis.risk.sizing import AccountKind, OpenPosition, money
+from aegis.risk.sizing import AccountKind, OpenPosition, PositionSide, money
 from aegis.storage.postgres import Database
 from aegis.v1 import common_pb2 as common_pb
 from aegis.v1 import virtual_account_pb2 as va_pb
@@ -201,16 +201,60 @@ class VirtualAccountSource:
 
 
 class LiveAccountSource:
-    """The seam for the live account: Binance's signed account endpoint, which arrives with live execution."""
+    """The live account, as Binance reports it: signed ``GET /fapi/v3/positionRisk`` and ``/fapi/v3/account``.
+
+    Built with the exchange's REST URL and the API keys (live mode only); without them it refuses, because risk never
+    sizes on made-up equity. The wallet is the USDT asset's wallet balance; positions carry Binance's entry and mark
+    prices, so unrealised PnL is the exchange's own.
+    """
+
+    def __init__(self, rest_url: str | None = None, api_key: str = "", api_secret: str = "") -> None:
+        self._client = None
+        if rest_url and api_key and api_secret:
+            from aegis.exchange.trading import BinanceTrading
+
+            self._client = BinanceTrading(rest_url, api_key, api_secret)
 
     async def snapshot(self, account: str) -> AccountSnapshot:
-        raise AccountUnavailable(
-            f"the equity of live account {account!r} comes from the Binance account (signed GET /fapi/v3/account), "
-            "which arrives with live execution; risk never sizes on made-up equity: pass account_state in the request"
-        )
+        if self._client is None:
+            raise AccountUnavailable(
+                f"the equity of live account {account!r} comes from the Binance account (signed GET /fapi/v3/account),"
+                " and live mode is not configured (AEGIS_MODE=live with BINANCE_API_KEY and BINANCE_API_SECRET); "
+                "risk never sizes on made-up equity: pass account_state in the request"
+            )
+        try:
+            info = await self._client.account()
+            risks = await self._client.position_risk()
+        except AegisError as exc:
+            raise DependencyUnavailable(f"Binance did not answer the live account query: {exc}") from exc
+        usdt = info.asset("USDT")
+        wallet = usdt.wallet_balance if usdt is not None else info.total_wallet_balance
+        now = dt.datetime.now(dt.UTC)
+        positions = []
+        for risk in risks:
+            if not risk.position_amt or not risk.entry_price or not risk.mark_price:
+                continue
+            notional = abs(risk.position_amt) * risk.entry_price
+            margin = risk.initial_margin or risk.isolated_margin
+            leverage = max(1, min(125, round(notional / margin))) if margin else 1
+            positions.append(
+                OpenPosition(
+                    position_id=f"live:{risk.symbol}:{risk.position_side}",
+                    symbol=risk.symbol,
+                    side=PositionSide.LONG if risk.position_amt > 0 else PositionSide.SHORT,
+                    quantity=abs(risk.position_amt),
+                    entry_price=risk.entry_price,
+                    mark_price=risk.mark_price,
+                    leverage=int(leverage),
+                    opened_time=dt.datetime.fromtimestamp(risk.update_time / 1000, dt.UTC) if risk.update_time else now,
+                    initial_margin=margin or None,
+                )
+            )
+        return AccountSnapshot(wallet_balance=wallet, positions=tuple(positions), authoritative=True)
 
     async def close(self) -> None:
-        return None
+        if self._client is not None:
+            await self._client.close()
 
 
 # --------------------------------------------------------------------------------------------- history half
