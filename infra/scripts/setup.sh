@@ -15,6 +15,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="[tools]"   # grpcurl for state queries
 [ "${1:-}" = "--dev" ] && extras="[dev]"
+# torch first, pinned, so that the project's "torch>=2.5,<2.15" is already met and pip never fetches a CUDA build.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" 2>&1 \
+    | grep -v -E "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import torch" || { echo "setup: installing torch failed" >&2; exit 1; }
+fi
 # pip prints a warning per local index folder that does not exist; keep the output readable.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
   | grep -v -E "is ignored: it is neither a file nor a directory" || true

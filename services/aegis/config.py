@@ -583,6 +583,245 @@ class StrategySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OrchestratorSettings:
+    """The orchestrator's schedules, retention periods, leader election and shard management (docs/orchestrator.md)."""
+
+    rules_interval_s: float = setting(
+        "AEGIS_ORCHESTRATOR_RULES_INTERVAL_S",
+        3600.0,
+        non_negative_float,
+        "Seconds between exchange rules refreshes (exchangeInfo; brackets too when API keys are set); 0 = off.",
+    )
+    universe_interval_s: float = setting(
+        "AEGIS_ORCHESTRATOR_UNIVERSE_INTERVAL_S",
+        3600.0,
+        non_negative_float,
+        "Seconds between symbol universe refreshes (symbols table, shards, StatefulSet scale); 0 = off.",
+    )
+    retention_interval_s: float = setting(
+        "AEGIS_ORCHESTRATOR_RETENTION_INTERVAL_S",
+        3600.0,
+        non_negative_float,
+        "Seconds between retention runs; 0 = off.",
+    )
+    heartbeat_interval_s: float = setting(
+        "AEGIS_ORCHESTRATOR_HEARTBEAT_INTERVAL_S",
+        900.0,
+        non_negative_float,
+        "Seconds between the WARNING heartbeat lines with the key figures; 0 = off.",
+    )
+    retention_1m_days: int = setting(
+        "AEGIS_ORCHESTRATOR_RETENTION_1M_DAYS", 30, non_negative_int, "Keep 1m candles this many days; 0 = forever."
+    )
+    retention_candles_days: int = setting(
+        "AEGIS_ORCHESTRATOR_RETENTION_CANDLES_DAYS",
+        365,
+        non_negative_int,
+        "Keep candles of 5m and larger timeframes this many days; 0 = forever.",
+    )
+    retention_events_days: int = setting(
+        "AEGIS_ORCHESTRATOR_RETENTION_EVENTS_DAYS",
+        30,
+        non_negative_int,
+        "Keep service_events this many days; 0 = forever.",
+    )
+    retention_batch_rows: int = setting(
+        "AEGIS_ORCHESTRATOR_RETENTION_BATCH_ROWS",
+        5000,
+        positive_int,
+        "Rows deleted per transaction by retention (short transactions never lock the tables for long).",
+    )
+    leader_retry_s: float = setting(
+        "AEGIS_ORCHESTRATOR_LEADER_RETRY_S",
+        2.0,
+        positive_float,
+        "Seconds between a follower's tries for the leader lock, and between the leader's connection checks.",
+    )
+    kube_api_url: str = setting(
+        "AEGIS_ORCHESTRATOR_KUBE_API_URL",
+        "",
+        text,
+        "Kubernetes API URL; empty = in-cluster config when KUBERNETES_SERVICE_HOST is set, else no Kubernetes.",
+    )
+    kube_token_file: str = setting(
+        "AEGIS_ORCHESTRATOR_KUBE_TOKEN_FILE", "", text, "Bearer token file for AEGIS_ORCHESTRATOR_KUBE_API_URL."
+    )
+    kube_namespace: str = setting(
+        "AEGIS_ORCHESTRATOR_KUBE_NAMESPACE", "", text, "Namespace of the AEGIS pods; empty = the orchestrator's own."
+    )
+    feed_brain_statefulset: str = setting(
+        "AEGIS_ORCHESTRATOR_FEED_BRAIN_STATEFULSET",
+        "",
+        text,
+        "Name of the feed-brain StatefulSet; empty = <release>-feed-brain from the orchestrator's pod name.",
+    )
+    pod_selector: str = setting(
+        "AEGIS_ORCHESTRATOR_POD_SELECTOR",
+        "app.kubernetes.io/part-of=aegis",
+        text,
+        "Label selector of the pods GetSystemStatus reports.",
+    )
+    scale_shards: bool = setting(
+        "AEGIS_ORCHESTRATOR_SCALE_SHARDS",
+        True,
+        boolean,
+        "In a cluster, scale the feed-brain StatefulSet to the number of shards the universe needs.",
+    )
+    max_shards: int = setting(
+        "AEGIS_ORCHESTRATOR_MAX_SHARDS", 20, positive_int, "Most feed-brain shards the orchestrator ever scales to."
+    )
+
+
+def _layer_sizes(raw: Any) -> tuple[int, ...]:
+    """Hidden layer widths, e.g. ``32,16`` (each 1-1024, at most 4 layers; empty = a linear model)."""
+    parts = [p.strip() for p in (raw.split(",") if isinstance(raw, str) else [str(v) for v in raw])]
+    sizes = tuple(integer(p) for p in parts if p)
+    if len(sizes) > 4 or any(not 1 <= s <= 1024 for s in sizes):
+        raise ValueError("must be up to 4 comma-separated layer widths from 1 to 1024")
+    return sizes
+
+
+@dataclass(frozen=True, slots=True)
+class TrainerSettings:
+    """The learning loop (docs/learning.md explains validation, bias checks, walk-forward and promotion)."""
+
+    interval_s: float = setting(
+        "AEGIS_TRAINER_INTERVAL_S", 600.0, non_negative_float, "Seconds between scheduled runs (0 = TrainNow only)."
+    )
+    min_trades: int = setting(
+        "AEGIS_TRAINER_MIN_TRADES", 200, bounded_int(20, 10_000_000), "A run with fewer valid trades is skipped."
+    )
+    max_trades: int = setting(
+        "AEGIS_TRAINER_MAX_TRADES", 100_000, bounded_int(20, 10_000_000), "A run reads at most the newest this many."
+    )
+    folds: int = setting("AEGIS_TRAINER_FOLDS", 5, bounded_int(2, 50), "Walk-forward folds (expanding window).")
+    promotion_metric: str = setting(
+        "AEGIS_TRAINER_PROMOTION_METRIC",
+        "ic",
+        choice("ic", "expectancy", "hit_rate", "mae"),
+        "Out-of-sample metric a challenger must win on: ic, expectancy, hit_rate or mae.",
+    )
+    promotion_margin: float = setting(
+        "AEGIS_TRAINER_PROMOTION_MARGIN",
+        0.02,
+        non_negative_float,
+        "How much better (in the metric's unit) a challenger must be than the active model or the rule baseline.",
+    )
+    auto_promote: bool = setting(
+        "AEGIS_TRAINER_AUTO_PROMOTE", True, boolean, "false = a winning model stays a candidate for ActivateModel."
+    )
+    take_threshold_pct: float = setting(
+        "AEGIS_TRAINER_TAKE_THRESHOLD_PCT",
+        0.0,
+        bounded(-100, 100),
+        "Expectancy counts the trades whose predicted return (percent) is above this.",
+    )
+    price_tolerance_pct: float = setting(
+        "AEGIS_TRAINER_PRICE_TOLERANCE_PCT",
+        0.2,
+        bounded(0, 10),
+        "Entry and exit prices may lie this far (percent) outside their minute's recorded [low, high].",
+    )
+    clock_skew_s: float = setting(
+        "AEGIS_TRAINER_CLOCK_SKEW_S", 5.0, non_negative_float, "A trade closed later than now plus this is refused."
+    )
+    win_rate_min_pct: float = setting(
+        "AEGIS_TRAINER_WIN_RATE_MIN_PCT", 25.0, bounded(0, 100), "Bias check: lowest plausible win rate (percent)."
+    )
+    win_rate_max_pct: float = setting(
+        "AEGIS_TRAINER_WIN_RATE_MAX_PCT", 85.0, bounded(0, 100), "Bias check: highest plausible win rate (percent)."
+    )
+    outlier_sigma: float = setting(
+        "AEGIS_TRAINER_OUTLIER_SIGMA", 3.0, positive_float, "Bias check: a return this many deviations out is extreme."
+    )
+    max_outlier_share_pct: float = setting(
+        "AEGIS_TRAINER_MAX_OUTLIER_SHARE_PCT", 2.0, bounded(0, 100), "Bias check: largest share of outliers (percent)."
+    )
+    max_symbol_share_pct: float = setting(
+        "AEGIS_TRAINER_MAX_SYMBOL_SHARE_PCT", 50.0, bounded(0, 100), "Bias check: top share of one symbol (percent)."
+    )
+    min_symbols: int = setting(
+        "AEGIS_TRAINER_MIN_SYMBOLS", 2, bounded_int(1, 10_000), "Bias check: fewest distinct symbols in a training set."
+    )
+    max_side_share_pct: float = setting(
+        "AEGIS_TRAINER_MAX_SIDE_SHARE_PCT", 95.0, bounded(50, 100), "Bias check: top share of BUY or SELL (percent)."
+    )
+    max_tp_share_pct: float = setting(
+        "AEGIS_TRAINER_MAX_TP_SHARE_PCT", 90.0, bounded(0, 100), "Bias check: largest share of TP_HIT closes (percent)."
+    )
+    hidden_layers: tuple[int, ...] = setting(
+        "AEGIS_TRAINER_HIDDEN_LAYERS", (32, 16), _layer_sizes, "Hidden layer widths of the model (ReLU), e.g. 32,16."
+    )
+    epochs: int = setting("AEGIS_TRAINER_EPOCHS", 40, bounded_int(1, 10_000), "Most passes over the training set.")
+    batch_size: int = setting("AEGIS_TRAINER_BATCH_SIZE", 512, bounded_int(8, 1_000_000), "Trades per gradient step.")
+    learning_rate: float = setting(
+        "AEGIS_TRAINER_LEARNING_RATE", 0.003, bounded(0, 1, lo_open=True), "Adam learning rate."
+    )
+    weight_decay: float = setting(
+        "AEGIS_TRAINER_WEIGHT_DECAY", 0.0001, bounded(0, 1), "Adam weight decay (L2 penalty on the weights)."
+    )
+    model_poll_s: float = setting(
+        "AEGIS_TRAINER_MODEL_POLL_S",
+        30.0,
+        positive_float,
+        "Seconds between the brain's fallback checks of the active model (a Redis notice reloads it at once).",
+    )
+
+    def __post_init__(self) -> None:
+        if self.win_rate_min_pct > self.win_rate_max_pct:
+            raise ConfigError(
+                f"AEGIS_TRAINER_WIN_RATE_MIN_PCT={self.win_rate_min_pct!r} must not exceed "
+                f"AEGIS_TRAINER_WIN_RATE_MAX_PCT={self.win_rate_max_pct!r}"
+            )
+        if self.min_trades > self.max_trades:
+            raise ConfigError(
+                f"AEGIS_TRAINER_MIN_TRADES={self.min_trades!r} must not exceed "
+                f"AEGIS_TRAINER_MAX_TRADES={self.max_trades!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Prometheus /metrics, OpenTelemetry traces and optional TLS for gRPC (docs/observability.md, docs/security.md).
+
+    OTLP export follows the standard OpenTelemetry variables (OTEL_EXPORTER_OTLP_ENDPOINT and friends), which the
+    SDK reads itself: set the endpoint and traces and metrics are pushed there too.
+    """
+
+    metrics_enabled: bool = setting(
+        "AEGIS_METRICS_ENABLED", True, boolean, "Serve Prometheus /metrics (and /healthz, /readyz) over HTTP."
+    )
+    metrics_port_offset: int = setting(
+        "AEGIS_METRICS_PORT_OFFSET", 1000, bounded_int(1, 65535), "The /metrics port is the gRPC port plus this."
+    )
+    metrics_port: int = setting(
+        "AEGIS_METRICS_PORT", -1, bounded_int(-1, 65535), "Explicit /metrics port; -1 = gRPC port + offset, 0 = any."
+    )
+    tracing: bool = setting(
+        "AEGIS_TRACING", True, boolean, "Trace gRPC calls and decisions (sent if OTEL_EXPORTER_OTLP_ENDPOINT is set)."
+    )
+    tls_cert: str = setting(
+        "AEGIS_TLS_CERT", "", text, "PEM certificate of this service; with AEGIS_TLS_KEY its gRPC server uses TLS only."
+    )
+    tls_key: str = setting("AEGIS_TLS_KEY", "", text, "PEM private key of AEGIS_TLS_CERT.")
+    tls_ca: str = setting(
+        "AEGIS_TLS_CA", "", text, "PEM CA bundle clients verify servers with; set = every client call uses TLS."
+    )
+    tls_client_auth: bool = setting(
+        "AEGIS_TLS_CLIENT_AUTH", False, boolean, "Servers require client certificates signed by AEGIS_TLS_CA (mTLS)."
+    )
+    tls_server_name: str = setting(
+        "AEGIS_TLS_SERVER_NAME", "", text, "Name clients expect in server certificates; empty = the address's host."
+    )
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("AEGIS_TLS_CERT and AEGIS_TLS_KEY must be set together (or neither)")
+        if self.tls_client_auth and not (self.tls_ca and self.tls_cert):
+            raise ConfigError("AEGIS_TLS_CLIENT_AUTH=true needs AEGIS_TLS_CA, AEGIS_TLS_CERT and AEGIS_TLS_KEY")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of an AEGIS process."""
 
@@ -619,6 +858,9 @@ class Settings:
     feed: FeedSettings = field(default_factory=FeedSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    orchestrator: OrchestratorSettings = field(default_factory=OrchestratorSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     # ----------------------------------------------------------------------------------------- derived values
 
@@ -775,7 +1017,7 @@ def describe() -> list[dict[str, str]]:
     for name, f in _walk(Settings):
         default = f.default
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(str(item) for item in default)
         if isinstance(default, Path):
             default = str(default).replace(str(Path.home()), "~")
         rows.append({"variable": f.metadata["env"], "setting": name, "default": str(default), "doc": f.metadata["doc"]})
