@@ -41,12 +41,13 @@ SOURCE_CODES = {name: code for code, name in SOURCE_NAMES.items()}
 # Keep in step with aegis.brain.kernels (which is imported lazily: numba costs ~0.3 s to import, and the service
 # binds its port before anything slow happens).
 _NV, _NM, _NC, _ND, _NO = 7, 4, 17, 8, 7
-_NTF_TICK, _NTI = 11, 7
+_NTF_TICK, _NTI = 11, 8
 _EMPTY, _FORMING, _CLOSED = 0, 1, 2
 _M_STATE, _M_SOURCE, _M_PARTIAL, _M_OWNER = 0, 1, 2, 3
 _C_CONFLATED = 14
 _T_LAST, _T_HI, _T_LO, _T_QTY, _T_BID, _T_BID_QTY, _T_ASK, _T_ASK_QTY, _T_MARK, _T_INDEX, _T_FUNDING = range(11)
 _TI_TOUCHED, _TI_TRADES, _TI_EVENT_MS, _TI_RECV_NS, _TI_NEXT_FUNDING = range(5)
+_TI_MARK_MS = 7
 _TOUCH_TRADE = 1
 
 
@@ -54,8 +55,8 @@ def _kernels() -> Any:
     from aegis.brain import kernels as k
 
     assert (k.NV, k.NM, k.NC, k.ND, k.NO, k.NTF_TICK, k.NTI) == (_NV, _NM, _NC, _ND, _NO, _NTF_TICK, _NTI)
-    assert (k.C_CONFLATED, k.T_FUNDING, k.TI_NEXT_FUNDING, k.TOUCH_TRADE) == (
-        _C_CONFLATED, _T_FUNDING, _TI_NEXT_FUNDING, _TOUCH_TRADE
+    assert (k.C_CONFLATED, k.T_FUNDING, k.TI_NEXT_FUNDING, k.TI_MARK_MS, k.TOUCH_TRADE) == (
+        _C_CONFLATED, _T_FUNDING, _TI_NEXT_FUNDING, _TI_MARK_MS, _TOUCH_TRADE
     )  # fmt: skip
     return k
 
@@ -226,19 +227,24 @@ class CandleBook:
     def take_ticks(self) -> list[TickUpdate]:
         """Return one tick update per symbol touched since the last call (in-batch conflation happened here)."""
         touched = np.flatnonzero(self.tick_i[: len(self.symbols), _TI_TOUCHED])
+        if touched.size == 0:
+            return []
+        rows_f = self.tick_f[touched].tolist()  # two conversions per batch, not two per symbol
+        rows_i = self.tick_i[touched].tolist()
+        self.tick_i[touched, _TI_TOUCHED] = 0
+        symbols = self.symbols
+        nan = math.nan
         out = []
-        for s in touched.tolist():
-            f = self.tick_f[s].tolist()
-            i = self.tick_i[s].tolist()
+        for s, f, i in zip(touched.tolist(), rows_f, rows_i, strict=True):
             traded = bool(i[_TI_TOUCHED] & _TOUCH_TRADE)
             out.append(
                 TickUpdate(
-                    symbol=self.symbols[s],
+                    symbol=symbols[s],
                     event_time_ms=i[_TI_EVENT_MS],
                     recv_time_ns=i[_TI_RECV_NS],
                     last_price=f[_T_LAST],
-                    trade_high=f[_T_HI] if traded else math.nan,
-                    trade_low=f[_T_LO] if traded else math.nan,
+                    trade_high=f[_T_HI] if traded else nan,
+                    trade_low=f[_T_LO] if traded else nan,
                     trade_volume=f[_T_QTY] if traded else 0.0,
                     trade_count=i[_TI_TRADES] if traded else 0,
                     bid_price=f[_T_BID],
@@ -249,9 +255,9 @@ class CandleBook:
                     index_price=f[_T_INDEX],
                     funding_rate=f[_T_FUNDING],
                     next_funding_time_ms=i[_TI_NEXT_FUNDING],
+                    mark_time_ms=i[_TI_MARK_MS],
                 )
             )
-            self.tick_i[s, _TI_TOUCHED] = 0
         return out
 
     # -- history ---------------------------------------------------------------------------------------------
@@ -448,6 +454,7 @@ class CandleBook:
             "funding_rate": float(f[_T_FUNDING]),
             "next_funding_time_ms": int(self.tick_i[s, _TI_NEXT_FUNDING]),
             "event_time_ms": int(self.tick_i[s, _TI_EVENT_MS]),
+            "mark_time_ms": int(self.tick_i[s, _TI_MARK_MS]),
         }
 
     def stats(self) -> dict[str, Any]:

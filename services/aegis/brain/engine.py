@@ -1,28 +1,53 @@
-"""The brain's data path assembled: ring consumer, candle book, event bus, writer, hydration, status.
+"""The brain assembled: ring consumer, candle book, event bus, writer, hydration, strategy, signals, execution.
 
 Built by the service's background task after the gRPC server is listening (numba and the kernels load here, off
 the bind path), and usable on its own in tests and replays.
+
+What subscribes to the bus (dispatched most urgent first, see :mod:`aegis.brain.events`):
+
+* rank 0 — ``OrderRequest``: the executor's order workers (VirtualAccountService.OpenPosition / ClosePosition);
+* rank 1 — ``TickUpdate``: the price pusher (conflated ApplyPriceUpdates batches, TP/SL on every one);
+* rank 2 — ``SignalGenerated``: the executor's bounded signal queue (risk, then the accounts);
+* rank 3 — ``CandleClosed``: the strategy, whose signals go to the :class:`SignalHub` (memory, PostgreSQL,
+  StreamSignals, and back on the bus as ``SignalGenerated``).
+
+The strategy takes a symbol's candles only once that symbol is *warmed up*: after its history is hydrated the
+engine replays the book's closed candles through :meth:`Strategy.warm_up` (one symbol at a time, yielding to the
+loop between symbols). Candles that closed before that are in the book, hence in the warm-up, so the events the
+bus still holds for them are ignored as stale by the strategy. A live candle that closed more than
+``AEGIS_BRAIN_STALE_CANDLE_S`` ago — the consumer attaches at the ring's oldest record, so a restart re-reads
+minutes of records — moves the strategy's state but emits nothing: a signal about the past is not a trade idea.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
+import grpc
 import msgspec
 
 from aegis.brain.candles import CandleBook
 from aegis.brain.consumer import REST_BACKFILL_FLAG, RingConsumer, default_record_filter, warm_up
-from aegis.brain.events import EventBus
+from aegis.brain.events import CandleClosed, EventBus
+from aegis.brain.execution import Executor
 from aegis.brain.market import MarketQueries
+from aegis.brain.model import ModelHook
 from aegis.brain.persistence import CandleStore, CandleWriter, Hydrator
+from aegis.brain.prices import PricePusher
 from aegis.brain.settings import BrainSettings
+from aegis.brain.signals import SignalHub
+from aegis.brain.strategy import Strategy
 from aegis.brain.timeframes import TIMEFRAME_NAMES, Clock, SystemClock
 from aegis.exchange.rest import BinanceRest
 from aegis.server import ServiceContext
 from aegis.storage import keys
+from aegis.v1 import risk_pb2_grpc as risk_grpc
+from aegis.v1 import virtual_account_pb2_grpc as va_grpc
 
 log = logging.getLogger("aegis.brain")
 
@@ -30,7 +55,18 @@ log = logging.getLogger("aegis.brain")
 class BrainEngine:
     """Everything the brain runs besides its gRPC server."""
 
-    def __init__(self, ctx: ServiceContext, settings: BrainSettings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        settings: BrainSettings,
+        *,
+        clock: Clock | None = None,
+        strategy: Strategy | None = None,
+        risk: Any | None = None,
+        accounts: Any | None = None,
+        model_watcher: type | None = None,
+    ) -> None:
+        """``risk``/``accounts``: gRPC stubs to use instead of channels to the configured addresses (tests)."""
         self.ctx = ctx
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -75,6 +111,41 @@ class BrainEngine:
             record_filter=default_record_filter(),
             on_new_symbols=self._on_new_symbols,
         )
+        self.strategy = strategy or Strategy(ctx.settings.strategy)
+        self.hub = SignalHub(ctx.db, bus=self.bus, memory=settings.signal_memory, queue_size=settings.stream_queue)
+        self.bus.subscribe(CandleClosed, self._on_candle_closed)
+        self.warmed: set[str] = set()
+        self.counts = {"candles_before_warm_up": 0, "stale_candles": 0, "warmed_up_candles": 0}
+        self._channels: list[grpc.aio.Channel] = []
+        if settings.execution:
+            if risk is None:
+                risk = risk_grpc.RiskServiceStub(self._channel(ctx.settings.address_of("risk")))
+            if accounts is None:
+                accounts = va_grpc.VirtualAccountServiceStub(self._channel(ctx.settings.address_of("virtual_account")))
+        else:
+            risk = accounts = None
+        self.executor = Executor(
+            self.bus,
+            risk=risk,
+            accounts=accounts,
+            marks=self._mark,
+            mode=ctx.settings.mode,
+            learning_account=settings.learning_account,
+            paper_account=settings.paper_account,
+            queue_size=settings.execution_queue,
+            concurrency=settings.execution_concurrency,
+            timeout_s=settings.call_timeout_s,
+            attempts=settings.call_retries,
+            retry_base_s=settings.retry_base_s,
+        )
+        self.prices = PricePusher(
+            self.bus, accounts, interval_s=settings.price_push_ms / 1000.0, timeout_s=settings.call_timeout_s
+        )
+        self.model = ModelHook(
+            self.strategy.set_predictor,
+            dependencies=model_dependencies(ctx),
+            watcher_cls=model_watcher,
+        )
         self.queries = MarketQueries(
             self.book,
             self.store,
@@ -86,6 +157,12 @@ class BrainEngine:
             clock=self.clock,
             shard_index=ctx.settings.shard,
             started_at=ctx.started_at,
+            strategy=self.strategy,
+            hub=self.hub,
+            executor=self.executor,
+            prices=self.prices,
+            model=self.model,
+            engine_counts=self.counts,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         for symbol in shard_symbols:
@@ -96,18 +173,63 @@ class BrainEngine:
         """True once the history PostgreSQL holds for the configured symbols is loaded (REST may still run)."""
         return self.hydrator.postgres_loaded.is_set()
 
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = grpc.aio.insecure_channel(address)
+        self._channels.append(channel)
+        return channel
+
+    def _mark(self, symbol: str) -> tuple[float, int] | None:
+        """Return the latest mark price of ``symbol`` and its event time (ms), or None when none was seen."""
+        prices = self.book.prices(symbol)
+        if prices is None or not math.isfinite(float(prices["mark_price"])) or float(prices["mark_price"]) <= 0:
+            return None
+        return float(prices["mark_price"]), int(prices["mark_time_ms"])
+
     def _on_new_symbols(self, symbols: list[str]) -> None:
-        task = asyncio.get_running_loop().create_task(self.hydrator.hydrate(symbols), name="hydrate")
+        task = asyncio.get_running_loop().create_task(self.hydrate_and_warm_up(symbols), name="hydrate")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def hydrate_and_warm_up(self, symbols: Iterable[str]) -> None:
+        """Load the symbols' history, then replay it through the strategy, one symbol at a time."""
+        symbols = list(dict.fromkeys(symbols))
+        await self.hydrator.hydrate(symbols)
+        for symbol in symbols:
+            # a symbol another call is still hydrating is warmed up by that call
+            if symbol in self.warmed or symbol not in self.hydrator.hydrated:
+                continue
+            candles = [
+                c for tf in self.strategy.timeframes for c in self.book.candles(symbol, tf, include_forming=False)
+            ]
+            self.counts["warmed_up_candles"] += self.strategy.warm_up(symbol, candles)
+            self.warmed.add(symbol)
+            await asyncio.sleep(0)  # one symbol at a time: the consumer and the bus run in between
+
+    def _on_candle_closed(self, event: CandleClosed) -> None:
+        candle = event.candle
+        if candle.symbol not in self.warmed:
+            self.counts["candles_before_warm_up"] += 1  # it is in the book: the warm-up will take it
+            return
+        limit_ms = self.settings.stale_candle_s * 1000.0
+        age_ms = self.clock.time_ns() // 1_000_000 - candle.close_time_ms
+        emit = limit_ms <= 0 or candle.source == "replay" or age_ms <= limit_ms
+        if not emit:
+            self.counts["stale_candles"] += 1
+        signals = self.strategy.on_candle_closed(event, emit=emit)
+        if signals:
+            self.hub.publish_all(signals)
+
     async def run(self) -> None:
-        """Run the consumer, the bus, the writer, hydration and the status publisher until cancelled."""
+        """Run the consumer, the bus, the writers, hydration, execution and status until cancelled."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.writer.run(), name="candle-writer")
+            group.create_task(self.hub.run(), name="signal-writer")
             group.create_task(self.bus.run(), name="event-bus")
-            group.create_task(self.hydrator.hydrate(self.ctx.settings.feed.symbols), name="hydrate")
+            group.create_task(self.hydrate_and_warm_up(self.ctx.settings.feed.symbols), name="hydrate")
             group.create_task(self.consumer.run(), name="ring-consumer")
+            group.create_task(self.executor.run(), name="execution")
+            group.create_task(self.prices.run(), name="price-pusher")
+            group.create_task(self.model.run(), name="model-watcher")
             group.create_task(self._publish_status(), name="status")
 
     async def _publish_status(self) -> None:
@@ -137,9 +259,21 @@ class BrainEngine:
             task.cancel()
         if not await self.writer.flush(timeout_s):
             log.error("stopping with %d closed candles not written to PostgreSQL", self.writer.backlog)
+        await self.hub.stop(timeout_s)
         await self.rest.close()
+        for channel in self._channels:
+            await channel.close()
         if self.consumer.reader is not None:
             self.consumer.reader.close()
+
+
+def model_dependencies(ctx: ServiceContext) -> dict[str, Any]:
+    """What the model watcher may be given (it takes the ones its constructor names)."""
+    deps: dict[str, Any] = {"db": ctx.db, "cache": ctx.cache, "settings": ctx.settings}
+    poll_s = getattr(getattr(ctx.settings, "trainer", None), "model_poll_s", None)
+    if poll_s is not None:
+        deps["poll_s"] = poll_s
+    return deps
 
 
 async def start(ctx: ServiceContext, settings: BrainSettings) -> BrainEngine:

@@ -93,6 +93,8 @@ class TickUpdate(msgspec.Struct, frozen=True, kw_only=True):
     index_price: float
     funding_rate: float
     next_funding_time_ms: int
+    mark_time_ms: int = 0
+    """Event time of the newest mark price (0: none seen yet); ``event_time_ms`` is that of any record."""
     merged: int = 0
     """How many updates were merged into this one (conflation)."""
 
@@ -123,7 +125,7 @@ class CandleClosed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SignalGenerated(msgspec.Struct, frozen=True, kw_only=True):
-    """A trade idea from the strategy (filled in when the strategy lands)."""
+    """A trade idea from the strategy, with everything execution passes on (features included)."""
 
     rank: ClassVar[int] = RANK_SIGNAL
     signal_id: str
@@ -140,17 +142,24 @@ class SignalGenerated(msgspec.Struct, frozen=True, kw_only=True):
     predicted_return_pct: float = math.nan
     model_version: str = ""
     reasons: tuple[str, ...] = ()
+    feature_schema_version: int = 0
+    features: tuple[float, ...] = ()
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """An order the brain wants placed (entry or exit)."""
+    """An order the brain wants placed (entry or exit).
+
+    ``client_order_id`` is also the idempotency key: derived from the signal and the account, so a retried or
+    re-emitted order can never open twice. A close of a whole position names it in ``position_id`` (``side``
+    empty, ``quantity`` 0: the account closes all of it) with ``reason`` (e.g. 'ROTATED').
+    """
 
     rank: ClassVar[int] = RANK_ORDER
     client_order_id: str
     account: str
     symbol: str
     side: str
-    """'BUY' or 'SELL'."""
+    """'BUY' or 'SELL' ('' for the close of a whole position)."""
     order_type: str
     quantity: Decimal
     created_time_ns: int
@@ -158,6 +167,14 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     reduce_only: bool = False
     exit: bool = False
     signal_id: str = ""
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    leverage: int = 0
+    margin_type: str = ""
+    """'ISOLATED' or 'CROSSED' ('' = the account's default)."""
+    decision_id: str = ""
+    position_id: str = ""
+    reason: str = ""
 
 
 class OrderFilled(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +190,9 @@ class OrderFilled(msgspec.Struct, frozen=True, kw_only=True):
     fee: Decimal
     fill_time_ms: int
     reduce_only: bool = False
+    position_id: str = ""
+    replayed: bool = False
+    """True when the account had already executed this idempotency key (a retry): nothing new happened."""
 
 
 Event = TickUpdate | CandleClosed | SignalGenerated | OrderRequest | OrderFilled

@@ -81,8 +81,8 @@ VOLUME_RTOL = 1e-9  # volumes summed from float trades differ from the exchange'
 # ticks
 T_LAST, T_HI, T_LO, T_QTY, T_BID, T_BID_QTY, T_ASK, T_ASK_QTY, T_MARK, T_INDEX, T_FUNDING = range(11)
 NTF_TICK = 11
-TI_TOUCHED, TI_TRADES, TI_EVENT_MS, TI_RECV_NS, TI_NEXT_FUNDING, TI_LAST_TRADE_MS, TI_REPLAY = range(7)
-NTI = 7
+TI_TOUCHED, TI_TRADES, TI_EVENT_MS, TI_RECV_NS, TI_NEXT_FUNDING, TI_LAST_TRADE_MS, TI_REPLAY, TI_MARK_MS = range(8)
+NTI = 8
 TOUCH_TRADE, TOUCH_BOOK, TOUCH_MARK = 1, 2, 4
 # record kinds and flags (aegis.core.records)
 K_TRADE, K_BOOK_TICKER, K_MARK_PRICE, K_KLINE, K_LIQUIDATION = 1, 2, 3, 4, 5
@@ -512,6 +512,8 @@ def process_records(raw, fw, iw, sym, start, rest_flag, fresh, widths, t, v, n, 
             touched = tick_i[s, TI_TOUCHED]
             if touched & TOUCH_MARK:
                 counters[C_CONFLATED] += 1
+            if event_ms >= tick_i[s, TI_MARK_MS]:  # the mark price's own time: risk refuses a stale one
+                tick_i[s, TI_MARK_MS] = event_ms
             tick_f[s, T_MARK] = fw[i, W_F0]
             tick_f[s, T_INDEX] = fw[i, W_F0 + 2]
             tick_f[s, T_FUNDING] = fw[i, W_F0 + 4]

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
     from aegis.brain.candles import CandleBook
     from aegis.brain.consumer import RingConsumer
     from aegis.brain.events import EventBus
+    from aegis.brain.execution import Executor
+    from aegis.brain.model import ModelHook
     from aegis.brain.persistence import CandleStore, CandleWriter, Hydrator
+    from aegis.brain.prices import PricePusher
+    from aegis.brain.signals import SignalHub
+    from aegis.brain.strategy import Strategy
+    from aegis.brain.zones import SmcZone, StructurePoint
 
 LIST_CANDLES_DEFAULT = 500
 LIST_CANDLES_MAX = 1500
@@ -32,11 +38,38 @@ MARKET_STATE_DEFAULT = 100
 MARKET_STATE_MAX = 1000
 _TOKEN_VERSION = 1
 
+INDICATOR_PERIODS: dict[str, float] = {
+    "sma": 20,
+    "ema": 20,
+    "rsi": 14,
+    "atr": 14,
+    "macd_fast": 12,
+    "macd_slow": 26,
+    "macd_signal": 9,
+    "bb": 20,
+    "bb_nbdev": 2.0,
+    "adx": 14,
+}
+"""The periods the strategy's ``StreamingIndicators`` use (its defaults, AEGIS's standard periods)."""
+INDICATOR_COLUMNS = (
+    "sma", "ema", "rsi", "atr", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "adx"
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class CandlePage:
     candles: list[Candle]
     next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorReading:
+    """One indicator with its parameters and outputs at the candle opening at ``candle_open_time_ms``."""
+
+    name: str
+    params: dict[str, float]
+    values: dict[str, float]
+    candle_open_time_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +82,9 @@ class MarketState:
     funding_rate: float
     next_funding_time_ms: int
     as_of_ms: int
+    indicators: list[IndicatorReading] = field(default_factory=list)
+    zones: list[SmcZone] = field(default_factory=list)
+    structure: list[StructurePoint] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +109,35 @@ class BrainStatus:
     started_at: dt.datetime
     version: str
     active_model_version: str = ""
+    model_loaded_ns: int | None = None
+    last_signal_ns: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     """Everything else (records processed, candles closed, persistence backlog, ...): published to Redis."""
+
+
+def indicator_readings(values: dict[str, float], periods: dict[str, Any], open_ms: int) -> list[IndicatorReading]:
+    """Return the streaming indicators' values (named as ``StreamingIndicators.COLUMNS``) as API readings."""
+
+    def one(name: str, params: dict[str, float], outputs: dict[str, str]) -> IndicatorReading:
+        return IndicatorReading(name, params, {k: float(values[v]) for k, v in outputs.items()}, open_ms)
+
+    return [
+        one("SMA", {"period": periods["sma"]}, {"value": "sma"}),
+        one("EMA", {"period": periods["ema"]}, {"value": "ema"}),
+        one("RSI", {"period": periods["rsi"]}, {"value": "rsi"}),
+        one("ATR", {"period": periods["atr"]}, {"value": "atr"}),
+        one(
+            "MACD",
+            {"fast": periods["macd_fast"], "slow": periods["macd_slow"], "signal": periods["macd_signal"]},
+            {"macd": "macd", "signal": "macd_signal", "hist": "macd_hist"},
+        ),
+        one(
+            "BBANDS",
+            {"period": periods["bb"], "nbdev": periods["bb_nbdev"]},
+            {"upper": "bb_upper", "middle": "bb_middle", "lower": "bb_lower"},
+        ),
+        one("ADX", {"period": periods["adx"]}, {"value": "adx"}),
+    ]
 
 
 def parse_symbol(raw: str) -> str:
@@ -134,6 +197,12 @@ class MarketQueries:
         clock: tfs.Clock | None = None,
         shard_index: int = 0,
         started_at: dt.datetime | None = None,
+        strategy: Strategy | None = None,
+        hub: SignalHub | None = None,
+        executor: Executor | None = None,
+        prices: PricePusher | None = None,
+        model: ModelHook | None = None,
+        engine_counts: dict[str, int] | None = None,
     ) -> None:
         self.book = book
         self.store = store
@@ -145,6 +214,12 @@ class MarketQueries:
         self._clock = clock or tfs.SystemClock()
         self.shard_index = shard_index
         self.started_at = started_at or dt.datetime.now(dt.UTC)
+        self.strategy = strategy
+        self.hub = hub
+        self.executor = executor
+        self.prices = prices
+        self.model = model
+        self.engine_counts = engine_counts if engine_counts is not None else {}
 
     def _now_ms(self) -> int:
         return self._clock.time_ns() // 1_000_000
@@ -220,10 +295,12 @@ class MarketQueries:
     # -- GetMarketState --------------------------------------------------------------------------------------
 
     async def market_state(self, symbol: str, timeframe: int, limit: int = 0) -> MarketState:
-        """Return the recent candles (the last may be forming) and the newest prices of one symbol.
+        """Return the recent candles (the last may be forming), indicators, SMC zones and structure, and prices.
 
-        Indicator values, SMC zones and structure events are not produced yet: they arrive with the analytics
-        modules, and until then the response carries none (never made-up values).
+        Indicators come from the strategy's streaming state after the last closed candle of the timeframe, for the
+        timeframes the strategy follows (the trigger timeframe, 15m, 1h, 1d); SMC zones and structure from its
+        detectors, which run on the trigger timeframe and 15m. Elsewhere those lists are empty: no value is made up.
+        Zones: the active ones, plus those mitigated within the returned candles.
         """
         symbol = parse_symbol(symbol)
         name = parse_timeframe(timeframe)
@@ -231,15 +308,32 @@ class MarketQueries:
         await self._require_symbol(symbol)
         prices = self.book.prices(symbol) or {}
         nan = float("nan")
+        candles = self.book.recent(symbol, name, count)
+        indicators: list[IndicatorReading] = []
+        zones: list[SmcZone] = []
+        structure: list[StructurePoint] = []
+        if self.strategy is not None:
+            snapshot = self.strategy.indicator_snapshot(symbol, name)
+            if snapshot is not None and snapshot.candle_open_time_ms >= 0:
+                values = {column: snapshot[column] for column in INDICATOR_COLUMNS}
+                indicators = indicator_readings(values, INDICATOR_PERIODS, snapshot.candle_open_time_ms)
+            view = self.strategy.smc_view(symbol, name)
+            if view is not None:
+                since = candles[0].open_time_ms if candles else None
+                zones = view.zones(mitigated_since_ms=since)
+                structure = view.structure()
         return MarketState(
             symbol=symbol,
             timeframe=name,
-            candles=self.book.recent(symbol, name, count),
+            candles=candles,
             last_price=float(prices.get("last_price", nan)),
             mark_price=float(prices.get("mark_price", nan)),
             funding_rate=float(prices.get("funding_rate", nan)),
             next_funding_time_ms=int(prices.get("next_funding_time_ms", 0)),
             as_of_ms=self._now_ms(),
+            indicators=indicators,
+            zones=zones,
+            structure=structure,
         )
 
     # -- GetBrainStatus --------------------------------------------------------------------------------------
@@ -268,7 +362,18 @@ class MarketQueries:
             "bus": bus,
             "persistence": self.writer.stats() if self.writer is not None else {},
             "hydration": self.hydrator.stats() if self.hydrator is not None else {},
+            "engine": dict(self.engine_counts),
         }
+        if self.strategy is not None:
+            details["strategy"] = self.strategy.stats()
+        if self.hub is not None:
+            details["signals"] = self.hub.stats()
+        if self.executor is not None:
+            details["execution"] = self.executor.stats_snapshot()
+        if self.prices is not None:
+            details["prices"] = self.prices.stats()
+        if self.model is not None:
+            details["model"] = self.model.stats()
         return BrainStatus(
             shards=shards,
             ticks_per_second=float(ring.get("ticks_per_second", 0.0)),
@@ -279,5 +384,8 @@ class MarketQueries:
             timeframes=list(self.book.names),
             started_at=self.started_at,
             version=aegis.__version__,
+            active_model_version=self.model.version if self.model is not None else "",
+            model_loaded_ns=self.model.loaded_at_ns if self.model is not None else None,
+            last_signal_ns=self.hub.last_signal_ns if self.hub is not None else None,
             details=details,
         )

@@ -1,7 +1,8 @@
 """The brain service process: MarketService, and the data path as a background task.
 
-The gRPC server binds first; the data path (numba kernels, ring consumer, candle writer, hydration) is imported
-and started by a background task, so a slow start never delays the port or the health service.
+The gRPC server binds first; the engine (numba kernels, ring consumer, candle writer, hydration, strategy, signal
+hub, execution) is imported and started by a background task, so a slow start never delays the port or the health
+service.
 
 Readiness: SERVING needs PostgreSQL and Redis (the runtime checks them) and the brain's own start-up: kernels
 loaded and the history PostgreSQL holds for the configured symbols read. It does *not* wait for the feed's
@@ -38,6 +39,7 @@ class BrainProcess:
         engine_module = await asyncio.to_thread(importlib.import_module, "aegis.brain.engine")
         self.engine = await engine_module.start(self.ctx, self.settings)
         self.runtime.queries = self.engine.queries
+        self.runtime.hub = self.engine.hub
         log.info("candle engine loaded; ring %s", self.ctx.settings.ring_file)
         await self.engine.run()
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aegis.config import non_negative_float, positive_float, positive_int, setting
+from aegis.config import boolean, non_negative_float, positive_float, positive_int, setting, text
 from aegis.errors import ConfigError
 
 
@@ -61,6 +61,61 @@ class BrainSettings:
     )
     status_interval_s: float = setting(
         "AEGIS_BRAIN_STATUS_INTERVAL_S", 5.0, positive_float, "How often the brain publishes its status to Redis."
+    )
+    stale_candle_s: float = setting(
+        "AEGIS_BRAIN_STALE_CANDLE_S",
+        60.0,
+        non_negative_float,
+        "A live candle that closed longer ago than this (re-read from the ring after a restart, backfilled) "
+        "updates the strategy but emits no signal; 0 = no limit. Replayed candles are exempt.",
+    )
+    signal_memory: int = setting(
+        "AEGIS_BRAIN_SIGNAL_MEMORY", 10_000, positive_int, "Newest signals kept in memory for ListSignals."
+    )
+    stream_queue: int = setting(
+        "AEGIS_BRAIN_STREAM_QUEUE",
+        256,
+        positive_int,
+        "Signals a StreamSignals subscriber may have waiting before it is dropped (RESOURCE_EXHAUSTED).",
+    )
+    execution: bool = setting(
+        "AEGIS_BRAIN_EXECUTION",
+        True,
+        boolean,
+        "Send signals to the accounts (learning, and paper after RiskService); false = signals only.",
+    )
+    learning_account: str = setting(
+        "AEGIS_BRAIN_LEARNING_ACCOUNT", "learning", text, "Account that takes every signal (training data)."
+    )
+    paper_account: str = setting(
+        "AEGIS_BRAIN_PAPER_ACCOUNT", "paper", text, "Account that takes the signals risk approves in paper mode."
+    )
+    execution_queue: int = setting(
+        "AEGIS_BRAIN_EXECUTION_QUEUE",
+        1024,
+        positive_int,
+        "Signals waiting for execution at most; more are counted as dropped, never block the ring consumer.",
+    )
+    execution_concurrency: int = setting(
+        "AEGIS_BRAIN_EXECUTION_CONCURRENCY", 4, positive_int, "Signals (and orders) executed at the same time."
+    )
+    call_timeout_s: float = setting(
+        "AEGIS_BRAIN_CALL_TIMEOUT_S", 3.0, positive_float, "Deadline of one RiskService or VirtualAccountService call."
+    )
+    call_retries: int = setting(
+        "AEGIS_BRAIN_CALL_RETRIES",
+        5,
+        positive_int,
+        "Attempts of a call that fails with UNAVAILABLE or DEADLINE_EXCEEDED (idempotency keys make it safe).",
+    )
+    retry_base_s: float = setting(
+        "AEGIS_BRAIN_RETRY_BASE_S", 0.1, positive_float, "First backoff between call attempts (doubles, capped at 2 s)."
+    )
+    price_push_ms: float = setting(
+        "AEGIS_BRAIN_PRICE_PUSH_MS",
+        100.0,
+        positive_float,
+        "How often conflated prices (latest, plus high/low since the last push) go to ApplyPriceUpdates.",
     )
 
 

@@ -52,6 +52,7 @@ from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
+from aegis.brain.zones import SmcView
 from aegis.config import StrategySettings
 
 log = logging.getLogger("aegis.brain.strategy")
@@ -123,6 +124,8 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
             predicted_return_pct=self.predicted_return_pct,
             model_version=self.model_version,
             reasons=self.reasons,
+            feature_schema_version=self.feature_schema_version,
+            features=self.features,
         )
 
 
@@ -256,9 +259,19 @@ class _IndicatorBank:
 class _Series:
     """One symbol on one timeframe: recent closed candles, and the SMC detector when the timeframe uses one."""
 
-    __slots__ = ("close", "close_time_ms", "last_open_ms", "recent", "smc", "smc_open_ms", "timeframe", "width")
+    __slots__ = (
+        "close",
+        "close_time_ms",
+        "last_open_ms",
+        "recent",
+        "smc",
+        "smc_open_ms",
+        "timeframe",
+        "view",
+        "width",
+    )
 
-    def __init__(self, timeframe: str, keep: int, smc: StreamingSMC | None) -> None:
+    def __init__(self, timeframe: str, keep: int, smc: StreamingSMC | None, view: SmcView | None = None) -> None:
         self.timeframe = timeframe
         self.width = WIDTHS_MS[INDEX_BY_NAME[timeframe]]
         self.recent: deque[tuple[int, float, float, float, float, float, float]] = deque(maxlen=keep)
@@ -267,6 +280,8 @@ class _Series:
         self.close = math.nan
         self.smc = smc
         self.smc_open_ms = array("q")  # open time of each candle the SMC detector was given, by its bar index
+        self.view = view
+        """Zones and structure for GetMarketState (kept from the detector's events)."""
 
 
 @dataclass(slots=True)
@@ -360,17 +375,18 @@ class Strategy:
         """Use ``predictor`` (a newly loaded model) for the next signals; None returns to the rule-based estimate."""
         self.predictor = predictor
 
-    def on_candle_closed(self, event: CandleClosed) -> list[Signal]:
+    def on_candle_closed(self, event: CandleClosed, *, emit: bool = True) -> list[Signal]:
         """Take one closed candle (any timeframe, any symbol, in the brain's order); return the signals it made.
 
         Corrections of a candle already taken are ignored (indicators and SMC cannot take a bar back; the
         first close is what a trader saw at that time) and counted, as are candles not newer than the last one
-        of their series.
+        of their series. With ``emit=False`` the candle moves the state exactly as usual but no signal comes out
+        (the brain does that for live candles that closed long ago, e.g. re-read from the ring after a restart).
         """
         if event.corrected:
             self.counts["corrections_ignored"] += 1
             return []
-        return self._take(event.candle, emit=True)
+        return self._take(event.candle, emit=emit)
 
     def warm_up(self, symbol: str, candles: Iterable[Candle]) -> int:
         """Forget ``symbol`` and replay stored closed candles (any timeframes) in market order, emitting nothing.
@@ -399,6 +415,15 @@ class Strategy:
             return None
         return self._snapshot(state, state.series[timeframe])
 
+    def smc_view(self, symbol: str, timeframe: str) -> SmcView | None:
+        """Return the SMC zones and structure of ``symbol`` on ``timeframe``, or None (no detector runs there).
+
+        Detectors run on the structure timeframe (15m) and the trigger timeframe only.
+        """
+        state = self._symbols.get(symbol)
+        series = state.series.get(timeframe) if state is not None else None
+        return series.view if series is not None else None
+
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "symbols": len(self._symbols)}
 
@@ -418,7 +443,8 @@ class Strategy:
                     smc = StreamingSMC(s.structure_swing_length)
                 elif tf == self.trigger_timeframe:
                     smc = StreamingSMC(s.trigger_swing_length)
-                state.series[tf] = _Series(tf, keep, smc)
+                view = SmcView(f"{symbol}:{tf}") if smc is not None else None
+                state.series[tf] = _Series(tf, keep, smc, view)
             for bank in self._banks.values():
                 bank.reset(row)
             self._symbols[symbol] = state
@@ -442,6 +468,8 @@ class Strategy:
             return []
         series.smc_open_ms.append(c.open_time_ms)
         events = series.smc.update(c.open, c.high, c.low, c.close, c.volume)
+        if events and series.view is not None:
+            series.view.apply(events, series.smc_open_ms)
         if c.timeframe == STRUCTURE_TIMEFRAME:
             self._structure(state, series, c, events)
             return []

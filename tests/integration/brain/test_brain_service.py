@@ -106,7 +106,8 @@ def test_the_brain_serves_before_the_ring_exists_then_builds_and_stores_candles_
             market_pb.GetMarketStateRequest(symbol=symbol, timeframe=common_pb.TIMEFRAME_1M), timeout=5
         )
         assert state.last_price == "61790.0" and len(state.candles) == 2
-        assert list(state.indicators) == [] and list(state.zones) == []  # arrive with the analytics modules
+        assert list(state.indicators) == [] and list(state.zones) == []  # the strategy follows 5m, 15m, 1h, 1d
+        assert list(stub.ListSignals(market_pb.ListSignalsRequest(), timeout=5).signals) == []
 
         for call, expected in (
             (lambda: stub.ListCandles(market_pb.ListCandlesRequest(symbol=symbol), timeout=5), "INVALID_ARGUMENT"),
@@ -116,7 +117,7 @@ def test_the_brain_serves_before_the_ring_exists_then_builds_and_stores_candles_
                 ),
                 "NOT_FOUND",
             ),
-            (lambda: stub.ListSignals(market_pb.ListSignalsRequest(), timeout=5), "UNIMPLEMENTED"),
+            (lambda: stub.ListSignals(market_pb.ListSignalsRequest(page_token="x"), timeout=5), "INVALID_ARGUMENT"),
         ):
             with pytest.raises(grpc.RpcError) as caught:
                 call()

@@ -122,7 +122,7 @@ async def test_the_servicer_translates_and_maps_errors_to_status_codes(queries: 
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.ListSignals(market_pb.ListSignalsRequest())
-            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # no signal hub yet: still starting
             status = await stub.GetBrainStatus(market_pb.GetBrainStatusRequest())
             assert list(status.shards) == [] and status.symbol_count == 1 and status.active_model_version == ""
             assert list(status.timeframes) == [1, 3, 4, 6, 12]

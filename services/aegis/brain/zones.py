@@ -1,0 +1,181 @@
+"""What GetMarketState shows of Smart Money Concepts: the zones and structure of one series, kept from events.
+
+The strategy feeds every :class:`~aegis.analytics.smc_stream.StreamingSMC` event of a series to its
+:class:`SmcView`, which keeps
+
+* **zones**: order blocks, fair value gaps and liquidity pools (two or more equal highs or lows; direction +1 for
+  a pool of highs, -1 for lows, as the ``smartmoneyconcepts`` package marks them), active until price trades
+  through them, then kept as ``mitigated`` (the newest ``keep_mitigated`` of them), so a chart can still draw
+  what the recent candles mitigated;
+* **structure**: the latest swings and BOS/CHOCH breaks, newest first. A swing replaced by a more extreme one
+  and a structure the detector withdraws (``superseded``) disappear, as they do from the detector's own state.
+
+Times are candle open times in Unix ms, taken from the series' own bar index → open time table, so they are the
+times of the candles the detector saw (no look-ahead: an event is only here once the candle that made it known
+closed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from aegis.analytics.smc_stream import (
+    FvgEvent,
+    LiquidityEvent,
+    OrderBlockEvent,
+    SmcEvent,
+    StructureEvent,
+    SwingEvent,
+)
+
+ORDER_BLOCK = "ORDER_BLOCK"
+FAIR_VALUE_GAP = "FAIR_VALUE_GAP"
+LIQUIDITY_POOL = "LIQUIDITY_POOL"
+
+
+@dataclass(frozen=True, slots=True)
+class SmcZone:
+    """An order block, fair value gap or liquidity pool of one series."""
+
+    zone_id: str
+    kind: str
+    """``ORDER_BLOCK``, ``FAIR_VALUE_GAP`` or ``LIQUIDITY_POOL``."""
+    direction: int
+    """+1 bullish (demand below price; a pool of lows), -1 bearish."""
+    top: float
+    bottom: float
+    """Equal to ``top`` for a liquidity level."""
+    formed_time_ms: int
+    """Open time of the candle that formed the zone (a pool: its first swing)."""
+    mitigated_time_ms: int | None = None
+    """Open time of the candle that traded through it; None while active."""
+    strength: float = 0.0
+    """Order block: its volume share in percent points; pool: how many swings it holds; gap: 0."""
+
+    @property
+    def mitigated(self) -> bool:
+        return self.mitigated_time_ms is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StructurePoint:
+    """A swing, or a BOS/CHOCH break, of one series."""
+
+    kind: str
+    """``SWING_HIGH``, ``SWING_LOW``, ``BOS`` or ``CHOCH``."""
+    direction: int
+    level: float
+    event_time_ms: int
+    """Open time of the swing's candle (for a break: of the swing that was broken)."""
+    confirmed_time_ms: int
+    """Open time of the candle that confirmed the swing or broke the level."""
+
+
+class SmcView:
+    """Zones and structure of one symbol on one timeframe (see the module doc)."""
+
+    __slots__ = ("_active", "_mitigated", "_structure", "keep_active", "prefix")
+
+    def __init__(
+        self, prefix: str, *, keep_active: int = 128, keep_mitigated: int = 64, keep_structure: int = 32
+    ) -> None:
+        self.prefix = prefix
+        self.keep_active = keep_active
+        """Active zones kept at most (the oldest go first: a zone price never came back to stays active)."""
+        self._active: dict[tuple[str, int, int], SmcZone] = {}
+        self._mitigated: deque[SmcZone] = deque(maxlen=keep_mitigated)
+        self._structure: deque[tuple[tuple[str, int, int], StructurePoint]] = deque(maxlen=keep_structure)
+
+    def _zone_id(self, kind: str, formed_ms: int, direction: int) -> str:
+        return f"{self.prefix}:{kind}:{formed_ms}:{'bull' if direction > 0 else 'bear'}"
+
+    def apply(self, events: Sequence[SmcEvent], open_ms: Sequence[int]) -> None:
+        """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``."""
+        for e in events:
+            if isinstance(e, FvgEvent):
+                self._zone_event(FAIR_VALUE_GAP, e.index, e.direction, e.top, e.bottom, 0.0, e.action, e.bar, open_ms)
+            elif isinstance(e, OrderBlockEvent):
+                self._zone_event(ORDER_BLOCK, e.index, e.direction, e.top, e.bottom, e.percentage, e.action, e.bar,
+                                 open_ms)  # fmt: skip
+            elif isinstance(e, LiquidityEvent):
+                direction = e.direction  # the package's convention: +1 a pool of highs, -1 a pool of lows
+                key = (LIQUIDITY_POOL, e.index, direction)
+                formed = open_ms[e.index]
+                zone = SmcZone(
+                    self._zone_id(LIQUIDITY_POOL, formed, direction),
+                    LIQUIDITY_POOL,
+                    direction,
+                    e.level,
+                    e.level,
+                    formed,
+                    None,
+                    float(e.members),
+                )
+                if e.action == "swept":
+                    self._active.pop(key, None)
+                    self._mitigated.append(replace(zone, mitigated_time_ms=open_ms[e.bar]))
+                else:
+                    self._add(key, zone)
+            elif isinstance(e, SwingEvent):
+                if e.replaces is not None:
+                    self._drop_structure(("SWING", e.replaces, e.high_low))
+                kind = "SWING_HIGH" if e.high_low == 1 else "SWING_LOW"
+                point = StructurePoint(kind, e.high_low, e.level, open_ms[e.index], open_ms[e.bar])
+                self._structure.append((("SWING", e.index, e.high_low), point))
+            elif isinstance(e, StructureEvent):
+                key = (e.kind, e.index, e.direction)
+                if e.action == "superseded":
+                    self._drop_structure(key)
+                else:
+                    point = StructurePoint(e.kind, e.direction, e.level, open_ms[e.index], open_ms[e.broken_index])
+                    self._structure.append((key, point))
+
+    def _zone_event(
+        self,
+        kind: str,
+        index: int,
+        direction: int,
+        top: float,
+        bottom: float,
+        strength: float,
+        action: str,
+        bar: int,
+        open_ms: Sequence[int],
+    ) -> None:
+        key = (kind, index, direction)
+        if action == "formed":
+            formed = open_ms[index]
+            self._add(key, SmcZone(self._zone_id(kind, formed, direction), kind, direction, top, bottom, formed,
+                                   None, strength))  # fmt: skip
+            return
+        zone = self._active.pop(key, None)  # 'removed' (a breaker crossed back) only ends an already mitigated one
+        if action == "mitigated" and zone is not None:
+            self._mitigated.append(replace(zone, mitigated_time_ms=open_ms[bar]))
+
+    def _add(self, key: tuple[str, int, int], zone: SmcZone) -> None:
+        self._active[key] = zone
+        if len(self._active) > self.keep_active:
+            del self._active[min(self._active, key=lambda k: self._active[k].formed_time_ms)]
+
+    def _drop_structure(self, key: tuple[str, int, int]) -> None:
+        kept = [(k, p) for k, p in self._structure if k != key]
+        if len(kept) != len(self._structure):
+            self._structure = deque(kept, maxlen=self._structure.maxlen)
+
+    def zones(self, mitigated_since_ms: int | None = None) -> list[SmcZone]:
+        """Return the active zones, plus those mitigated at or after ``mitigated_since_ms`` (None: none), by age."""
+        out = list(self._active.values())
+        if mitigated_since_ms is not None:
+            out += [
+                z
+                for z in self._mitigated
+                if z.mitigated_time_ms is not None and z.mitigated_time_ms >= mitigated_since_ms
+            ]
+        return sorted(out, key=lambda z: (z.formed_time_ms, z.kind, z.direction))
+
+    def structure(self) -> list[StructurePoint]:
+        """Return the latest swings and breaks, newest first (by the time they became known)."""
+        points = [p for _, p in self._structure]
+        return sorted(points, key=lambda p: (p.confirmed_time_ms, p.event_time_ms), reverse=True)
