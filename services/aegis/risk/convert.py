@@ -21,6 +21,8 @@ from aegis.risk.protections import ProtectionsStatus
 from aegis.risk.sizing import AccountKind, OpenPosition, PositionSide, SizingMethod, money, ratio
 from aegis.v1 import common_pb2 as common_pb
 from aegis.v1 import risk_pb2 as risk_pb
+from aegis.wire import dec_text, timestamp
+from aegis.wire import when as _when
 
 _KINDS = {
     common_pb.ACCOUNT_KIND_LEARNING: AccountKind.LEARNING,
@@ -31,23 +33,6 @@ _SIDES = {common_pb.POSITION_SIDE_LONG: PositionSide.LONG, common_pb.POSITION_SI
 
 
 # --------------------------------------------------------------------------------------------- small values
-
-
-def dec_text(value: Decimal | None) -> str:
-    """Return a decimal as a plain string (``""`` for None)."""
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-def timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(when.astimezone(dt.UTC))
-    return stamp
 
 
 def timestamp_ms(ms: int | None) -> timestamp_pb2.Timestamp | None:
@@ -64,12 +49,6 @@ def duration(span: dt.timedelta | None) -> duration_pb2.Duration | None:
     out = duration_pb2.Duration()
     out.FromTimedelta(span)
     return out
-
-
-def _when(message: Any, name: str) -> dt.datetime | None:
-    if not message.HasField(name):
-        return None
-    return getattr(message, name).ToDatetime(tzinfo=dt.UTC)
 
 
 def _decimal_text(field: str, text: str, *, positive: bool = False, optional: bool = False) -> Decimal | None:

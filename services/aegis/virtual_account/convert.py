@@ -7,7 +7,6 @@ plain notation with trailing zeros dropped (``"60993.9"``, never ``"6E+4"``).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import struct
@@ -15,8 +14,6 @@ import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
-
-from google.protobuf import timestamp_pb2
 
 from aegis.errors import ValidationError
 from aegis.exchange.rules import to_decimal
@@ -34,6 +31,8 @@ from aegis.virtual_account.book import (
     Trade,
 )
 from aegis.virtual_account.domain import CloseReason, Tick
+from aegis.wire import dec_text, timestamp
+from aegis.wire import when as _when
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,32}$")
 _SIDES = {common_pb.POSITION_SIDE_LONG: PositionSide.LONG, common_pb.POSITION_SIDE_SHORT: PositionSide.SHORT}
@@ -63,29 +62,6 @@ MAX_KEY_LENGTH = 200
 
 
 # --------------------------------------------------------------------------------------------- small values
-
-
-def dec_text(value: Decimal | None) -> str:
-    """Return a decimal as a plain string (``""`` for None)."""
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-def timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(when.astimezone(dt.UTC))
-    return stamp
-
-
-def _when(message: Any, name: str) -> dt.datetime | None:
-    if not message.HasField(name):
-        return None
-    return getattr(message, name).ToDatetime(tzinfo=dt.UTC)
 
 
 def decimal_field(field: str, text: str, *, required: bool = True, positive: bool = False) -> Decimal | None:

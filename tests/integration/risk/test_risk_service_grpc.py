@@ -229,7 +229,9 @@ async def test_virtual_account_not_built_is_failed_precondition_never_made_up_eq
             # With the state in the request the same call is decided.
             assert (await stub.EvaluateSignal(evaluate_request())).decision.approved
             error = await rpc_error(stub.EvaluateSignal(evaluate_request(account="live", state=False)))
-            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "live execution" in error.details()
+            assert (
+                error.code() == grpc.StatusCode.FAILED_PRECONDITION and "live mode is not configured" in error.details()
+            )
 
 
 BAD_REQUESTS: list[tuple[str, Callable[[Any], None], str]] = [
