@@ -85,6 +85,20 @@ async def test_every_recorded_frame_sent_over_the_websocket_is_published_or_reje
     writer.close()
 
 
+def closed_minutes(tmp_path: Path) -> dict[int, int]:
+    """Count the closed 1m klines per symbol id in the feed's ring so far."""
+    reader = attach(
+        tmp_path / "home" / "ring" / "shard-0.ring", MARKET_RECORD, layout_name=MARKET_RECORD_LAYOUT, timeout=5
+    )
+    try:
+        batch = reader.read_batch(1 << 20)
+    finally:
+        reader.close()
+    closed = batch[(batch["kind"] == records.KLINE) & ((batch["flags"] & records.FLAG_KLINE_CLOSED) != 0)]
+    ids, counts = np.unique(closed["symbol_id"], return_counts=True)
+    return dict(zip(ids.tolist(), counts.tolist(), strict=True))
+
+
 def start_simulator(port: int, state_file: Path, log: Path) -> tuple[subprocess.Popen[bytes], float]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "aegis.sim", "--port", str(port), "--speed", "x8", "--state-file", str(state_file)],
@@ -132,7 +146,10 @@ async def test_ten_simulator_restarts_reconnect_within_1s_and_leave_one_closed_c
                 0.01,
             )
             reconnect_s.append(time.monotonic() - ready_at)
-        await asyncio.sleep(8)  # past at least one more minute boundary at x8
+        # Go on until each symbol has at least three closed minutes downstream (a loaded machine replays slower).
+        assert await wait_for(lambda: min(closed_minutes(tmp_path).values(), default=0) >= 3, 90, 1.0), closed_minutes(
+            tmp_path
+        )
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
