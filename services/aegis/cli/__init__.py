@@ -1,4 +1,4 @@
-"""The `aegis` command line: up, status, migrate, config, rules, bench, embedded."""
+"""The `aegis` command line: up, status, migrate, config, rules, bench, replay, embedded."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("bench", choices=available_benchmarks(), help="which benchmark")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of that benchmark (--help for them)")
 
+    replay = sub.add_parser("replay", help="run every service over recorded frames, then write a report")
+    replay.add_argument("source", nargs="+", help="recording(s): hftbacktest .gz, JSONL or cryptofeed (merged by time)")
+    replay.add_argument("--speed", default="max", help="max (default) or xN: N times faster than recorded")
+    replay.add_argument("--report", help="report directory (default ./replay-report-<time>)")
+    replay.add_argument("--home", help="AEGIS_HOME to use (default: a fresh temporary one, removed afterwards)")
+    replay.add_argument("--keep-home", action="store_true", help="keep the temporary home (logs, databases)")
+    replay.add_argument("--timeout", type=float, default=600.0, help="seconds the whole replay may take")
+    replay.add_argument("--repeat", type=int, default=1, help="replay the recordings N times, time-shifted")
+    replay.add_argument("--seed", type=int, default=0, help="PYTHONHASHSEED of every service")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     embedded = sub.add_parser("embedded", help="start/stop detached embedded PostgreSQL and Redis (tests, dev)")
     embedded.add_argument("action", choices=("start", "stop"))
     embedded.add_argument("--pg-port", type=int, default=5432)
@@ -82,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(_bench(args))
         if args.command == "embedded":
             sys.exit(_embedded(settings, args))
+        if args.command == "replay":
+            sys.exit(_replay(args))
     except AegisError as exc:
         print(f"aegis {args.command}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -175,6 +188,25 @@ def _bench(args: argparse.Namespace) -> int:
 
         render(result)
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aegis.replay import runner
+
+    options = runner.ReplayOptions(
+        sources=[Path(s) for s in args.source],
+        report_dir=Path(args.report) if args.report else runner.default_report_dir(),
+        speed=args.speed,
+        home=Path(args.home) if args.home else None,
+        timeout_s=args.timeout,
+        repeat=args.repeat,
+        seed=args.seed,
+        keep_home=args.keep_home,
+        progress=not args.no_progress,
+    )
+    return runner.run(options)
 
 
 def _embedded(settings: config.Settings, args: argparse.Namespace) -> int:

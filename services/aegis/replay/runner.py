@@ -1,0 +1,338 @@
+"""`aegis replay`: run every service as a process (the supervisor of `aegis up`) over a recording, then report.
+
+Isolation: a fresh temporary ``$AEGIS_HOME`` (or ``--home``) with its own embedded PostgreSQL and Redis on free
+ports, every service on a free port, the Binance URLs pointed at a dead loopback port. DATABASE_URL, REDIS_URL,
+PG* and AEGIS_CONFIG of the caller are ignored, so a replay never touches live state.
+
+Order: databases, then every service but the feed; once all are SERVING and the brain has hydrated the symbols
+(so the strategy sees every candle of the replay), the feed starts and replays the file at ``--speed``.
+
+Completion (polled, with ``--timeout``): (1) the feed's status (Redis ``aegis:status:feed:<shard>``) shows
+``frames_in`` equal to the frames of the file; (2) the brain's status (``aegis:status:brain:shard-<n>``) shows
+the ring's published count equal to the feed's and no lag (every record read); (3) nothing is pending — the
+executor's signal and order queues, the price pusher's pending symbols, the candle and signal writers' backlogs —
+and the brain's execution, price and persistence counters did not change across ``SETTLE_S`` of wall time
+(virtual-account answers a call only after its PostgreSQL transaction, so settled calls are stored rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aegis import config
+from aegis.cli import status as status_cli
+from aegis.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
+from aegis.errors import AegisError, StartupError
+from aegis.replay import source as replay_source
+from aegis.storage import keys
+from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
+
+console = Console(highlight=False, stderr=True)
+DEAD = "127.0.0.1:9"  # discard port: nothing listens, so any Binance call fails at once
+SETTLE_S = 1.5
+CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "AEGIS_CONFIG")
+OVERRIDDEN_PREFIXES = ("AEGIS_BINANCE_", "AEGIS_EMBEDDED_", "AEGIS_FEED_SOURCE", "AEGIS_FEED_REPLAY_SPEED")
+
+
+class ReplayError(AegisError):
+    """The replay did not complete, or its books do not balance."""
+
+    exit_code = 1
+
+
+@dataclass(slots=True)
+class ReplayOptions:
+    sources: list[Path]
+    report_dir: Path
+    speed: str = "max"
+    home: Path | None = None
+    timeout_s: float = 600.0
+    repeat: int = 1
+    seed: int = 0
+    keep_home: bool = False
+    progress: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def replay_env(home: Path, symbols: Sequence[str], source: Path, speed: str, seed: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CLEARED and not k.startswith(OVERRIDDEN_PREFIXES) and not k.endswith(("_PORT", "_ADDRESS"))
+    }
+    env.update(
+        PYTHONUNBUFFERED="1",
+        PYTHONHASHSEED=str(seed),
+        AEGIS_HOME=str(home),
+        AEGIS_MODE="paper",
+        AEGIS_GRPC_HOST="127.0.0.1",
+        AEGIS_BINANCE_REST_URL=f"http://{DEAD}",
+        AEGIS_BINANCE_WS_MARKET_URL=f"ws://{DEAD}/market",
+        AEGIS_BINANCE_WS_PUBLIC_URL=f"ws://{DEAD}/public",
+        AEGIS_EMBEDDED_PG_PORT=str(free_port()),
+        AEGIS_EMBEDDED_REDIS_PORT=str(free_port()),
+        AEGIS_FEED_SOURCE=str(source),
+        AEGIS_FEED_REPLAY_SPEED=speed,
+        AEGIS_SYMBOLS=",".join(symbols),
+        AEGIS_SHARD_INDEX="0",
+        AEGIS_RING_PATH=str(home / "ring" / "shard-0.ring"),
+        AEGIS_BRAIN_STATUS_INTERVAL_S="0.5",
+        AEGIS_HEALTH_INTERVAL_S=os.environ.get("AEGIS_HEALTH_INTERVAL_S", "0.5"),
+    )
+    for name in config.SERVICES:
+        env[f"AEGIS_{name.upper()}_PORT"] = str(free_port())
+    return env
+
+
+def run(options: ReplayOptions) -> int:
+    """Run the replay and write the report; return the exit code."""
+    temporary = options.home is None
+    home = Path(tempfile.mkdtemp(prefix="aegis-replay-")) if temporary else Path(options.home)  # type: ignore[arg-type]
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        console.print(f"[bold]aegis replay[/bold] {', '.join(map(str, options.sources))} (home {home})")
+        src = replay_source.prepare(options.sources, home / "replay", options.repeat)
+        console.print(f"{src.frames} frames of {', '.join(src.symbols)} from {src.path}")
+        env = replay_env(home, src.symbols, src.path, options.speed, options.seed)
+        env.update(options.extra_env)
+        from aegis.replay.report import BooksDoNotBalance
+
+        try:
+            summary = asyncio.run(_run(options, home, env, src))
+        except BooksDoNotBalance as exc:
+            raise ReplayError(f"the books do not balance: {exc}") from exc
+        options.report_dir.mkdir(parents=True, exist_ok=True)
+        console.print(
+            f"report in {options.report_dir}: {summary['frames_in']} frames, {summary['candles_closed']} candles, "
+            f"{summary['signals']} signals, "
+            + ", ".join(
+                f"{n}: {a['trades']} trades, balance {a['end_balance']}" for n, a in summary["accounts"].items()
+            )
+        )
+        return 0
+    finally:
+        if temporary and not options.keep_home:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+async def _run(options: ReplayOptions, home: Path, env: dict[str, str], src: replay_source.Source) -> dict[str, Any]:
+    pg = EmbeddedPostgres(home, int(env["AEGIS_EMBEDDED_PG_PORT"]))
+    rd = EmbeddedRedis(home, int(env["AEGIS_EMBEDDED_REDIS_PORT"]))
+    logs = home / "logs"
+    supervisor = Supervisor(on_event=lambda name, text: console.print(f"[dim]{name}[/dim] {text}"))
+    where = {name: f"127.0.0.1:{env[f'AEGIS_{name.upper()}_PORT']}" for name in config.SERVICES}
+    started = time.monotonic()
+    try:
+        await asyncio.to_thread(pg.prepare)
+        await supervisor.start(
+            ProcessSpec(
+                "postgres", pg.command(), dict(os.environ), pg.log_file, stop_signal=_sigint(), user=pg.run_as()
+            )
+        )
+        await asyncio.to_thread(pg.ensure_database)
+        env["DATABASE_URL"] = pg.dsn()
+        rd.prepare()
+        await supervisor.start(ProcessSpec("redis", rd.command(), dict(os.environ), rd.log_file))
+        if not await asyncio.to_thread(wait_for_port, rd.port, 10):
+            raise StartupError(f"embedded Redis did not start; see {rd.log_file}")
+        env["REDIS_URL"] = rd.url()
+        (home / "ring").mkdir(parents=True, exist_ok=True)
+        fatal = asyncio.ensure_future(supervisor.wait_fatal())
+        work = asyncio.ensure_future(_drive(options, env, src, supervisor, where, logs, started))
+        done, _ = await asyncio.wait([fatal, work], return_when=asyncio.FIRST_COMPLETED)
+        if fatal in done:
+            work.cancel()
+            failure: FatalChildExit = fatal.result()
+            raise ReplayError(f"{failure.name} cannot run: {failure.last_line}")
+        fatal.cancel()
+        return work.result()
+    finally:
+        grace = float(env.get("AEGIS_SHUTDOWN_GRACE_S", "3")) + 2
+        await supervisor.stop([list(config.SERVICES)], timeout_s=grace)
+        await supervisor.stop([["redis"], ["postgres"]], timeout_s=10)
+
+
+def _sigint() -> Any:
+    import signal
+
+    return signal.SIGINT
+
+
+async def _drive(
+    options: ReplayOptions,
+    env: dict[str, str],
+    src: replay_source.Source,
+    supervisor: Supervisor,
+    where: dict[str, str],
+    logs: Path,
+    started: float,
+) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    from aegis.replay import report
+
+    deadline = started + options.timeout_s
+    cache = aioredis.from_url(env["REDIS_URL"])
+    try:
+        for name in config.SERVICES:
+            if name != "feed":
+                await supervisor.start(
+                    ProcessSpec(name, [sys.executable, "-m", f"aegis.{name}"], env, logs / f"{name}.log")
+                )
+        await _wait(
+            "every service but the feed SERVING",
+            lambda: _serving({n: a for n, a in where.items() if n != "feed"}),
+            deadline,
+            logs,
+        )
+
+        async def hydrated() -> bool:
+            brain = await _status(cache, keys.service_status("brain", "shard-0"))
+            return bool(brain) and brain.get("hydration", {}).get("symbols", 0) >= len(src.symbols)
+
+        await _wait("the brain hydrated the symbols", hydrated, deadline, logs)
+        await _wait("the accounts to exist", lambda: _list_accounts(where["virtual_account"]), deadline, logs)
+        await asyncio.sleep(0.5)  # the warm-up follows the hydration in the same task
+        await supervisor.start(ProcessSpec("feed", [sys.executable, "-m", "aegis.feed"], env, logs / "feed.log"))
+        feed_started = time.monotonic()
+        feed, brain = await _follow(options, cache, src, deadline, logs)
+        replay_s = time.monotonic() - feed_started
+    finally:
+        await cache.aclose()
+    summary = await report.build(
+        env["DATABASE_URL"],
+        feed=feed,
+        brain=brain,
+        source=src,
+        options=options,
+        replay_s=replay_s,
+    )
+    return summary
+
+
+async def _serving(where: dict[str, str]) -> bool:
+    report = await status_cli.collect(where)
+    return all(s["status"] == "SERVING" for s in report["services"].values())
+
+
+async def _list_accounts(address: str) -> bool:
+    """ListAccounts creates the configured accounts (with their deposits) before any frame is replayed."""
+    import grpc
+
+    from aegis.v1 import virtual_account_pb2 as va_pb
+    from aegis.v1 import virtual_account_pb2_grpc as va_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        response = await va_grpc.VirtualAccountServiceStub(channel).ListAccounts(va_pb.ListAccountsRequest(), timeout=5)
+    return len(response.accounts) > 0
+
+
+async def _status(cache: Any, key: str) -> dict[str, Any]:
+    raw = await cache.get(key)
+    return json.loads(raw) if raw else {}
+
+
+async def _wait(what: str, predicate: Any, deadline: float, logs: Path) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            if await predicate():
+                return
+        if time.monotonic() > deadline:
+            raise ReplayError(f"timed out waiting for {what}; see the logs in {logs} (--keep-home keeps them)")
+        await asyncio.sleep(0.2)
+
+
+def _pending(brain: dict[str, Any]) -> dict[str, int]:
+    execution = brain.get("execution", {})
+    return {
+        "signals_queued": int(execution.get("queued", 0)),
+        "orders_queued": int(execution.get("orders_queued", 0)),
+        "prices_pending": int(brain.get("prices", {}).get("pending_symbols", 0)),
+        "candle_backlog": int(brain.get("persistence", {}).get("backlog", 0)),
+        "signal_backlog": int(brain.get("signals", {}).get("persistence", {}).get("backlog", 0)),
+    }
+
+
+def _fingerprint(brain: dict[str, Any]) -> str:
+    parts = {k: brain.get(k) for k in ("execution", "prices", "signals", "persistence", "candles_closed")}
+    parts["cursor"] = brain.get("ring", {}).get("cursor")
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+async def _follow(
+    options: ReplayOptions, cache: Any, src: replay_source.Source, deadline: float, logs: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Show progress until the feed published the file, the brain read the ring to its end and all settled."""
+    feed_key, brain_key = keys.service_status("feed", "0"), keys.service_status("brain", "shard-0")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not options.progress,
+    )
+    stage = "the feed to publish the whole file"
+    with progress:
+        feed_task = progress.add_task("feed  frames", total=src.frames)
+        brain_task = progress.add_task("brain records", total=None)
+        feed: dict[str, Any] = {}
+        brain: dict[str, Any] = {}
+        settled_since: float | None = None
+        last_print = ""
+        while True:
+            if time.monotonic() > deadline:
+                (logs / "replay-last-status.json").write_text(json.dumps({"feed": feed, "brain": brain}, indent=2))
+                raise ReplayError(
+                    f"replay did not complete within {options.timeout_s:.0f} s: still waiting for {stage} "
+                    f"(feed {feed.get('frames_in', 0)}/{src.frames} frames; brain {json.dumps(_pending(brain))}); "
+                    f"see {logs}"
+                )
+            feed = await _status(cache, feed_key) or feed
+            brain = await _status(cache, brain_key) or brain
+            progress.update(feed_task, completed=feed.get("frames_in", 0))
+            ring = brain.get("ring", {})
+            if "published" in ring:
+                progress.update(brain_task, total=ring["published"], completed=ring["published"] - ring["lag_records"])
+            if feed.get("frames_in", 0) < src.frames:
+                stage = "the feed to publish the whole file"
+            elif ring.get("published") != feed.get("published") or ring.get("lag_records", 1) != 0:
+                stage = "the brain to consume the ring to its end"
+            elif any(_pending(brain).values()):
+                stage = "pending executions, price updates and writes to settle"
+                settled_since = None
+            else:
+                stage = "the counters to stay still"
+                fingerprint = _fingerprint(brain)
+                if fingerprint != last_print:
+                    last_print, settled_since = fingerprint, time.monotonic()
+                elif settled_since is not None and time.monotonic() - settled_since >= SETTLE_S:
+                    return feed, brain
+            await asyncio.sleep(0.1)
+
+
+def default_report_dir() -> Path:
+    return Path(f"replay-report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
