@@ -9,7 +9,11 @@ What a process gets from it:
   by itself;
 * SIGTERM or SIGINT: health NOT_SERVING, new calls refused, in-flight calls given ``AEGIS_SHUTDOWN_GRACE_S`` to
   finish, exit 0;
-* one line on stderr and a non-zero exit for a configuration error (2) or a port that cannot be bound (4).
+* one line on stderr and a non-zero exit for a configuration error (2) or a port that cannot be bound (4);
+* observability (:mod:`aegis.observability`): a span per gRPC call (OpenTelemetry, exported over OTLP when
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set), gRPC call metrics, the health status and the service's own collectors
+  (``ServiceParts.metrics``) on a Prometheus ``/metrics`` port (gRPC port + 1000 by default);
+* TLS on the gRPC port when ``AEGIS_TLS_CERT``/``AEGIS_TLS_KEY`` are set (docs/security.md).
 
 A service module describes itself with a :class:`ServiceDefinition`; its ``setup`` builds the servicers (thin
 translators, STYLE habit 1) from a :class:`ServiceContext` and may add background tasks and a readiness check.
@@ -35,7 +39,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import aegis
-from aegis import config
+from aegis import config, observability
 from aegis import logging as aegis_logging
 from aegis.errors import AegisError, ConfigError, StartupError
 from aegis.storage.cache import Cache
@@ -77,6 +81,9 @@ class ServiceParts:
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     ready: Callable[[], bool] | None = None
     on_stop: Callable[[], Awaitable[None]] | None = None
+    metrics: list[Any] = field(default_factory=list)
+    """Prometheus collectors (objects with ``collect()``) or functions returning metric families; the runtime
+    registers them on the process's /metrics (see :mod:`aegis.observability`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +154,23 @@ class ServiceInfo(info_grpc.ServiceInfoServiceServicer):
 
 
 def create_server(
-    registrations: Sequence[Registration], host: str, port: int, info: ServiceInfo | None = None
+    registrations: Sequence[Registration],
+    host: str,
+    port: int,
+    info: ServiceInfo | None = None,
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Build a server with health, reflection and the given services, bind it and return (server, port, health).
 
     Pass port 0 to bind an ephemeral port (tests). Raises StartupError when the address cannot be bound.
+    ``interceptors`` default to OpenTelemetry's tracing interceptor (``serve`` adds the call metrics);
+    ``credentials`` (``aegis.observability.server_credentials``) make the port TLS-only.
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    if interceptors is None:
+        interceptors = [observability.server_tracing_interceptor()]
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [r.name for r in registrations]
@@ -166,7 +183,9 @@ def create_server(
     reflection.enable_server_reflection(names, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        bound = (
+            server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
+        )
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: the port is already in use or not allowed") from exc
     if bound == 0:
@@ -256,13 +275,26 @@ async def serve(definition: ServiceDefinition, settings: config.Settings, *, por
     names = [r.name for r in parts.registrations]
     info = ServiceInfo(definition.name, settings, names, started_at)
     bind_port = settings.port_of(definition.name) if port is None else port
-    server, bound, health_servicer = create_server(parts.registrations, settings.grpc.host, bind_port, info)
+    telemetry = observability.Telemetry(definition.name, settings)
+    telemetry.add(parts.metrics)
+    server, bound, health_servicer = create_server(
+        parts.registrations,
+        settings.grpc.host,
+        bind_port,
+        info,
+        interceptors=telemetry.server_interceptors(),
+        credentials=observability.server_credentials(settings),
+    )
     await server.start()
     log.info(
         "listening on %s:%d",
         settings.grpc.host,
         bound,
-        extra={"grpc_services": names, "startup_ms": round((time.monotonic() - t0) * 1000, 1)},
+        extra={
+            "grpc_services": names,
+            "startup_ms": round((time.monotonic() - t0) * 1000, 1),
+            "tls": bool(settings.observability.tls_cert),
+        },
     )
 
     timeout = settings.grpc.dependency_timeout_s
@@ -272,6 +304,8 @@ async def serve(definition: ServiceDefinition, settings: config.Settings, *, por
     if cache is not None:
         checks.append(("redis", lambda: cache.check(timeout)))
     monitor = HealthMonitor(health_servicer, names, checks, parts.ready, settings.grpc.health_interval_s)
+    telemetry.watch_health(monitor, [name for name, _ in checks])
+    await telemetry.start(settings.grpc.host, bound)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -303,6 +337,7 @@ async def serve(definition: ServiceDefinition, settings: config.Settings, *, por
     for resource in (db, cache):
         if resource is not None:
             await resource.close()
+    await telemetry.stop()
     log.info("stopped")
     return exit_code
 

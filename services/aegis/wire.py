@@ -12,6 +12,8 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from aegis.errors import ValidationError
+
 
 def dec_text(value: Decimal | None) -> str:
     """Return a decimal as a plain string (``""`` for None)."""
@@ -35,4 +37,7 @@ def when(message: Any, name: str) -> dt.datetime | None:
     """Return the Timestamp field ``name`` of ``message`` as an aware UTC datetime, or None when unset."""
     if not message.HasField(name):
         return None
-    return getattr(message, name).ToDatetime(tzinfo=dt.UTC)
+    try:
+        return getattr(message, name).ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(name, "is not a valid time (years 1 to 9999)") from None

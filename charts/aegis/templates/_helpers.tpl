@@ -153,6 +153,19 @@ readinessProbe:
   failureThreshold: {{ $p.readiness.failureThreshold }}
 {{- end }}
 
+{{/*
+Pod annotations for annotation-based Prometheus scrape configs (prometheus.io/port names one port per pod: the
+feed-brain pod's brain metrics are found by the container port name instead, see docs/observability.md).
+Call with (dict "root" $ "port" N).
+*/}}
+{{- define "aegis.metricsAnnotations" -}}
+{{- if and .root.Values.metrics.enabled .root.Values.metrics.annotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
 {{/* ------------------------------------------------------------------------------------------ environment */}}
 
 {{- define "aegis.postgresSecretName" -}}
@@ -291,6 +304,7 @@ spec:
         {{- include "aegis.labels" $ctx | nindent 8 }}
       annotations:
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        {{- include "aegis.metricsAnnotations" (dict "root" $root "port" (add .port $root.Values.metrics.portOffset)) | nindent 8 }}
     spec:
       serviceAccountName: {{ .serviceAccount }}
       automountServiceAccountToken: {{ .automountToken }}
@@ -313,6 +327,11 @@ spec:
             - name: grpc
               containerPort: {{ .port }}
               protocol: TCP
+            {{- if $root.Values.metrics.enabled }}
+            - name: metrics
+              containerPort: {{ add .port $root.Values.metrics.portOffset }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ include "aegis.componentName" (dict "root" $root "component" "config") }}
@@ -357,6 +376,13 @@ spec:
       targetPort: grpc
       protocol: TCP
       appProtocol: grpc
+    {{- if $root.Values.metrics.enabled }}
+    - name: metrics
+      port: {{ add .port $root.Values.metrics.portOffset }}
+      targetPort: metrics
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
 {{- if .values.pdb.enabled }}
 ---
 apiVersion: policy/v1

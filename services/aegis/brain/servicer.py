@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from aegis.brain.events import Candle
 from aegis.brain.numeric import price_text, volume_text
 from aegis.brain.timeframes import INDEX_BY_NAME, TIMEFRAMES
-from aegis.errors import AegisError, DependencyUnavailable
+from aegis.errors import AegisError, DependencyUnavailable, ValidationError
 from aegis.server import Registration, abort_with, unimplemented_servicer
 from aegis.v1 import common_pb2 as common_pb
 from aegis.v1 import market_pb2 as market_pb
@@ -59,8 +59,20 @@ def candle_to_pb(c: Candle) -> common_pb.Candle:
     )
 
 
+_MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def _ms(message: Any, name: str) -> int | None:
-    return getattr(message, name).ToMilliseconds() if message.HasField(name) else None
+    if not message.HasField(name):
+        return None
+    try:
+        ms = getattr(message, name).ToMilliseconds()
+    except (ValueError, OverflowError):
+        raise ValidationError(name, "is not a valid time (years 1 to 9999)") from None
+    if not _MIN_MS <= ms <= _MAX_MS:
+        raise ValidationError(name, "is not a valid time (years 1 to 9999)")
+    return ms
 
 
 _DIRECTIONS = {1: market_pb.DIRECTION_BULLISH, -1: market_pb.DIRECTION_BEARISH}

@@ -165,7 +165,7 @@ def _show_config(settings: config.Settings, markdown: bool) -> int:
         section, _, name = row["setting"].rpartition(".")
         value = getattr(getattr(settings, section) if section else settings, name)
         if isinstance(value, tuple):
-            value = ",".join(value)
+            value = ",".join(str(item) for item in value)
         table.add_row(row["variable"], str(value), row["doc"])
     Console().print(table)
     print(f"PostgreSQL: {config.redact_url(settings.dsn())}\nRedis: {config.redact_url(settings.redis())}")

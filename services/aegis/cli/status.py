@@ -42,7 +42,10 @@ def running_up_state(home: Path) -> dict[str, Any] | None:
 async def probe(name: str, address: str, timeout_s: float = 1.5) -> dict[str, Any]:
     """Ask one service for its health and identity."""
     result: dict[str, Any] = {"address": address, "status": "NOT_SERVING", "version": ""}
-    async with grpc.aio.insecure_channel(address) as channel:
+    from aegis.observability import insecure_or_tls_channel
+
+    # TLS when AEGIS_TLS_CA is set (docs/security.md), plaintext otherwise; no tracing for a CLI probe.
+    async with insecure_or_tls_channel(address, interceptors=[]) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s

@@ -18,19 +18,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis import config
 from aegis.core import records
 from aegis.core.records import FLAG_KLINE_CLOSED, FLAG_REST, KLINE, MARKET_RECORD, MARKET_RECORD_LAYOUT
-from aegis.core.ring import RingWriter
 from aegis.errors import AegisError
-from aegis.exchange.rest import BinanceRest
 from aegis.feed import universe
-from aegis.feed.connection import Backoff, StreamConnection
-from aegis.feed.firewall import DUPLICATE_KLINE
-from aegis.feed.pipeline import FramePipeline
 from aegis.feed.streams import ConnectionPlan, plan_connections
+
+if TYPE_CHECKING:  # the heavy modules load in run(), after the gRPC port is bound
+    from aegis.exchange.rest import BinanceRest
+    from aegis.feed.connection import StreamConnection
+    from aegis.feed.pipeline import FramePipeline
+
+DUPLICATE_KLINE = "duplicate_kline"  # aegis.feed.firewall.DUPLICATE_KLINE (kept equal by a test)
 
 log = logging.getLogger("aegis.feed")
 
@@ -206,7 +208,7 @@ class FeedEngine:
     def __init__(self, settings: config.Settings) -> None:
         self.settings = settings
         self.state = FeedState()
-        self.writer: RingWriter | None = None
+        self.writer: Any = None  # aegis.core.ring.RingWriter once the ring is open
         self.pipeline: FramePipeline | None = None
         self.gate: KlineGate | None = None
         self.backfiller: Backfiller | None = None
@@ -233,6 +235,10 @@ class FeedEngine:
     # ----------------------------------------------------------------------------------------- running
 
     def _open_ring(self, symbols: Sequence[str], *, replay: bool) -> None:
+        # Imported here, after the gRPC port is bound: the ring's numba kernels take a few hundred ms to load.
+        from aegis.core.ring import RingWriter
+        from aegis.feed.pipeline import FramePipeline
+
         path = Path(self.settings.ring_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = RingWriter(
@@ -273,6 +279,9 @@ class FeedEngine:
 
     async def run(self) -> None:
         """Run until cancelled."""
+        from aegis.exchange.rest import BinanceRest
+        from aegis.feed.connection import Backoff, StreamConnection
+
         feed = self.settings.feed
         try:
             if feed.source != "binance":

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from aegis import observability
 from aegis.errors import ValidationError
 from aegis.feed.engine import FeedEngine
 from aegis.server import Registration, ServiceContext, ServiceDefinition, ServiceParts, abort_with
@@ -200,6 +201,7 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         ],
         background=[engine.run, publish_status],
         ready=engine.ready.is_set,
+        metrics=observability.feed_collectors(engine),
     )
 
 

@@ -9,12 +9,27 @@ rules approves nothing either way). docs/risk.md, "The service", has the details
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aegis import observability
 from aegis.risk.accounts import LiveAccountSource, ProtectionsStore, VirtualAccountSource, risk_configs
 from aegis.risk.desk import Clock, RiskDesk, utc_now
+from aegis.risk.engine import RiskDecision
 from aegis.risk.rules_keeper import RulesKeeper
 from aegis.risk.servicer import registration
 from aegis.risk.sizing import AccountKind
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
+
+
+def live_source(settings: Any) -> LiveAccountSource:
+    """Return the live account source: the exchange account in live mode (keys checked at start), else a refusal."""
+    if settings.mode != "live":
+        return LiveAccountSource()
+    return LiveAccountSource(
+        settings.feed.rest_url, settings.binance_api_key.reveal(), settings.binance_api_secret.reveal()
+    )
 
 
 def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> tuple[RiskDesk, RulesKeeper]:
@@ -25,7 +40,7 @@ def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> tuple[RiskDesk, Rul
     virtual = VirtualAccountSource(settings.address_of("virtual_account"), risk.account_timeout_s)
     desk = RiskDesk(
         risk_configs(risk),
-        sources={AccountKind.LEARNING: virtual, AccountKind.PAPER: virtual, AccountKind.LIVE: LiveAccountSource()},
+        sources={AccountKind.LEARNING: virtual, AccountKind.PAPER: virtual, AccountKind.LIVE: live_source(settings)},
         protections=ProtectionsStore(ctx.db),
         clock=clock,
         rules_help="the rules keeper is starting",
@@ -42,13 +57,39 @@ def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> tuple[RiskDesk, Rul
     return desk, keeper
 
 
+def observe_decisions(desk: RiskDesk, metrics: observability.RiskDecisionMetrics) -> None:
+    """Count and trace every decision of ``desk`` (a span ``risk.evaluate``/``risk.size`` inside the call's own)."""
+
+    def observed(rpc: str, decide: Callable[..., Awaitable[RiskDecision]]) -> Callable[..., Awaitable[RiskDecision]]:
+        async def run(account: str, signal: Any, market: Any, **kwargs: Any) -> RiskDecision:
+            with observability.span(f"risk.{rpc}", account=account, symbol=signal.symbol) as span:
+                started = time.perf_counter()
+                decision = await decide(account, signal, market, **kwargs)
+                metrics.observe(rpc, decision, time.perf_counter() - started)
+                span.set_attribute("risk.approved", decision.approved)
+                span.set_attribute("risk.decision_id", decision.decision_id)
+                return decision
+
+        return run
+
+    desk.evaluate = observed("evaluate", desk.evaluate)  # type: ignore[method-assign]
+    desk.size = observed("size", desk.size)  # type: ignore[method-assign]
+
+
 async def setup(ctx: ServiceContext) -> ServiceParts:
     desk, keeper = build(ctx)
+    decisions = observability.RiskDecisionMetrics(desk)
+    observe_decisions(desk, decisions)
 
     async def risk_rules_keeper() -> None:
         await keeper.run()
 
-    return ServiceParts(registrations=[registration(desk)], background=[risk_rules_keeper], on_stop=desk.close)
+    return ServiceParts(
+        registrations=[registration(desk)],
+        background=[risk_rules_keeper],
+        on_stop=desk.close,
+        metrics=[decisions],
+    )
 
 
 DEFINITION = ServiceDefinition(name="risk", setup=setup, needs_postgres=True, needs_redis=True)

@@ -23,6 +23,7 @@ _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,  # a connection lost while PostgreSQL shuts down
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from aegis import observability
 from aegis.errors import AegisError
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
 from aegis.virtual_account import settings as account_settings
@@ -39,10 +40,17 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         await servicer.close()
         await hub.close()
 
+    # Positions, trades and PnL per account come from PostgreSQL: polled in the background, served from memory.
+    accounts_metrics = observability.virtual_account_collector(book, interval_s=10.0)
+
+    async def account_metrics() -> None:
+        await accounts_metrics.run()
+
     return ServiceParts(
         registrations=[registration(servicer)],
-        background=[create_accounts, hub.watch_listeners],
+        background=[create_accounts, hub.watch_listeners, account_metrics],
         on_stop=stop,
+        metrics=[accounts_metrics],
     )
 
 

@@ -23,6 +23,7 @@ from aegis.virtual_account import convert
 from aegis.virtual_account.batcher import Batcher
 from aegis.virtual_account.book import AccountBook, CloseOutcome, CloseRequest, OpenOutcome, OpenRequest
 from aegis.virtual_account.events import EventHub
+from aegis.wire import when
 
 SERVICE_NAME = "aegis.v1.VirtualAccountService"
 
@@ -110,8 +111,8 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
     ) -> va_pb.ListTradesResponse:
         try:
             symbol = convert.symbol_field("symbol", request.symbol) if request.HasField("symbol") else None
-            start = request.start_time.ToDatetime(tzinfo=convert.dt.UTC) if request.HasField("start_time") else None
-            end = request.end_time.ToDatetime(tzinfo=convert.dt.UTC) if request.HasField("end_time") else None
+            start = when(request, "start_time")
+            end = when(request, "end_time")
             trades, token = await self._book.list_trades(
                 request.account.strip(),
                 symbol,

@@ -146,8 +146,8 @@ async def test_ten_simulator_restarts_reconnect_within_1s_and_leave_one_closed_c
                 0.01,
             )
             reconnect_s.append(time.monotonic() - ready_at)
-        # Go on until each symbol has at least three closed minutes downstream (a loaded machine replays slower).
-        assert await wait_for(lambda: min(closed_minutes(tmp_path).values(), default=0) >= 3, 90, 1.0), closed_minutes(
+        # Go on until each symbol has at least two closed minutes downstream (a loaded machine replays slower).
+        assert await wait_for(lambda: min(closed_minutes(tmp_path).values(), default=0) >= 2, 90, 1.0), closed_minutes(
             tmp_path
         )
     finally:
@@ -172,7 +172,7 @@ async def test_ten_simulator_restarts_reconnect_within_1s_and_leave_one_closed_c
             f"{int(((closed['symbol_id'] == symbol_id) & ((closed['flags'] & records.FLAG_REST) != 0)).sum())} "
             f"from REST"
         )
-        assert len(starts) >= 3
+        assert len(starts) >= 2
         assert np.all(np.diff(starts) == 60_000), starts  # one per minute: none missing, none twice, in order
     print(
         f"gaps filled {engine.gate.gaps}, duplicates dropped {engine.gate.duplicates}, "

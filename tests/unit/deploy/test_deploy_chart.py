@@ -100,7 +100,8 @@ def test_every_aegis_container_has_native_grpc_probes_on_its_own_port(objects: l
     for name, container in aegis_service_containers(objects):
         service = container["command"][2].removeprefix("aegis.")
         port = int(data[f"AEGIS_{service.upper()}_PORT"])
-        assert [p["containerPort"] for p in container["ports"]] == [port], name
+        grpc_ports = [p["containerPort"] for p in container["ports"] if p.get("name", "").startswith("grpc")]
+        assert grpc_ports == [port], name  # (the other port is the Prometheus metrics port)
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert container[probe]["grpc"]["port"] == port, (name, probe)
         # Liveness must not follow the databases: only readiness asks for the overall ("") status.

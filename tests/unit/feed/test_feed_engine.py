@@ -105,3 +105,9 @@ def test_a_gap_holds_later_klines_until_the_backfill_publishes_the_missing_ones_
     rest_flags = [bool(records.from_bytes(r)["flags"][0] & records.FLAG_REST) for r in sink.records]
     assert rest_flags == [False, True, True, True, False]
     assert gate.duplicates == 1  # the held t0+3 from the stream duplicated the REST one
+
+
+def test_the_gate_counts_under_the_firewalls_reason_name() -> None:
+    from aegis.feed import engine, firewall
+
+    assert engine.DUPLICATE_KLINE == firewall.DUPLICATE_KLINE
