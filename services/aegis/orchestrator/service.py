@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aegis import observability
 from aegis.config import Settings
 from aegis.errors import DependencyUnavailable
 from aegis.orchestrator import duties, kube, maintenance
@@ -162,6 +163,7 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         registrations=[parts.registration()],
         background=[migrations, leadership, run_duties],
         on_stop=parts.close,
+        metrics=observability.orchestrator_collectors(parts),
     )
 
 

@@ -6,6 +6,7 @@ itself runs in a worker thread, so the gRPC server keeps answering (reports, mod
 
 from __future__ import annotations
 
+from aegis import observability
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
 from aegis.trainer.runner import Trainer
 from aegis.trainer.servicer import registration
@@ -23,7 +24,18 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
     async def trainer_schedule() -> None:
         await trainer.schedule()
 
-    return ServiceParts(registrations=[registration(trainer)], background=[trainer_schedule], on_stop=trainer.close)
+    # Runs and active models come from PostgreSQL: polled in the background, served from memory on /metrics.
+    metrics = observability.trainer_collectors(trainer, ctx.db)
+
+    async def trainer_metrics() -> None:
+        await metrics[1].run()
+
+    return ServiceParts(
+        registrations=[registration(trainer)],
+        background=[trainer_schedule, trainer_metrics],
+        on_stop=trainer.close,
+        metrics=metrics,
+    )
 
 
 DEFINITION = ServiceDefinition(name="trainer", setup=setup, needs_postgres=True, needs_redis=True)
