@@ -385,6 +385,10 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):
 # --------------------------------------------------------------------------------------------- helpers
 
 
+class NotLoadedYet(AttributeError):
+    """Raised by a collector whose object loads after the port is bound (the brain's engine) before it exists."""
+
+
 class FunctionCollector:
     """A collector over a function returning metric families; a failing function costs its metrics, not the scrape."""
 
@@ -397,6 +401,8 @@ class FunctionCollector:
         try:
             families = list(self._function())
         except Exception as exc:
+            if isinstance(exc, NotLoadedYet):  # the service's engine is still loading: nothing to report yet
+                return iter(())
             if not self._failed_logged:
                 self._failed_logged = True
                 log.warning("metrics collector %s failed: %s", self.name, exc, exc_info=True)
@@ -1175,6 +1181,7 @@ __all__ = [
     "LATENCY_BUCKETS_S",
     "FunctionCollector",
     "GrpcServerMetrics",
+    "NotLoadedYet",
     "PolledCollector",
     "RiskDecisionMetrics",
     "Telemetry",

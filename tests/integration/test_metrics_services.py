@@ -1,4 +1,4 @@
-"""Trainer and orchestrator serve their own metrics on /metrics (gRPC port + 1000)."""
+"""Brain, trainer and orchestrator serve their own metrics on /metrics (gRPC port + 1000)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aegis import testing
     [
         ("trainer", ["aegis_trainer_running", "aegis_trainer_active_models"]),
         ("orchestrator", ["aegis_orchestrator_leader", "aegis_orchestrator_duty_interval_seconds"]),
+        ("brain", ["aegis_brain_tick_to_signal_seconds"]),
     ],
 )
 def test_service_metrics_are_served(

@@ -19,6 +19,7 @@ import importlib
 import logging
 from typing import Any
 
+from aegis import observability
 from aegis.brain import settings as brain_settings
 from aegis.brain.servicer import Runtime, registration
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
@@ -59,7 +60,21 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         background=[brain_data_path],
         ready=process.ready,
         on_stop=process.stop,
+        metrics=observability.brain_collectors(_LoadedEngine(process)),
     )
+
+
+class _LoadedEngine:
+    """The brain engine once loaded (it loads after the port is bound); before that its metrics are simply absent."""
+
+    def __init__(self, process: BrainProcess) -> None:
+        self._process = process
+
+    def __getattr__(self, name: str) -> Any:
+        engine = self._process.engine
+        if engine is None:
+            raise observability.NotLoadedYet(name)
+        return getattr(engine, name)
 
 
 DEFINITION = ServiceDefinition(name="brain", setup=setup, needs_postgres=True, needs_redis=True)
