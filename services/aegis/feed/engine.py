@@ -41,6 +41,7 @@ _SYMBOL_ID = struct.Struct("<H")
 _START_TIME = struct.Struct("<q")
 _OFF_SYMBOL_ID = MARKET_RECORD.fields["symbol_id"][1]
 _OFF_START = MARKET_RECORD.fields[records.Kline.start_time_ms][1]
+_OFF_EVENT_TIME = MARKET_RECORD.fields["event_time_ms"][1]
 _OFF_INTERVAL = MARKET_RECORD.fields[records.Kline.interval_ms][1]
 
 
@@ -55,6 +56,8 @@ class KlineGate:
         self.last_closed: dict[int, int] = {}
         """Symbol id → open time (ms) of the newest closed 1m kline published."""
         self.held: dict[int, list[bytes]] = {}
+        self.first_event_ms: int | None = None
+        """Exchange event time of the first record seen: where a backfill starts before any kline closed."""
         self.backfilled = 0
         self.duplicates = 0
         self.gaps = 0
@@ -75,6 +78,8 @@ class KlineGate:
         raise KeyError(symbol)
 
     def write_bytes(self, record: bytes) -> int:
+        if self.first_event_ms is None:
+            self.first_event_ms = _START_TIME.unpack_from(record, _OFF_EVENT_TIME)[0]
         if record[8] != KLINE or not record[9] & FLAG_KLINE_CLOSED:
             return self._writer.write_bytes(record)
         if _START_TIME.unpack_from(record, _OFF_INTERVAL)[0] != MINUTE_MS:
@@ -214,7 +219,6 @@ class FeedEngine:
         self.backfiller: Backfiller | None = None
         self.ready = asyncio.Event()
         self._rest: BinanceRest | None = None
-        self._first_event_ms: int | None = None
         self._tasks: list[asyncio.Task] = []
 
     # ----------------------------------------------------------------------------------------- universe
@@ -253,8 +257,6 @@ class FeedEngine:
 
     def _on_frame(self, frame: bytes, recv_time_ns: int) -> None:
         assert self.pipeline is not None
-        if self._first_event_ms is None:
-            self._first_event_ms = recv_time_ns // 1_000_000
         self.pipeline.process(frame, recv_time_ns)
 
     def _on_gap(self, symbol_id: int, first_missing_ms: int, last_missing_ms: int) -> None:
@@ -291,7 +293,10 @@ class FeedEngine:
             symbols = await self._universe(self._rest)
             self._open_ring(symbols, replay=False)
             assert self.gate is not None
-            self.backfiller = Backfiller(self._rest, self.gate, lambda: self._first_event_ms)
+            gate = self.gate
+            # The exchange's clock, not ours: a replaying exchange (the simulator) or a skewed host would otherwise
+            # start the first backfill in the wrong place.
+            self.backfiller = Backfiller(self._rest, gate, lambda: gate.first_event_ms)
             plans = plan_connections(
                 symbols, feed.ws_market_url, feed.ws_public_url, per_connection=feed.streams_per_connection
             )

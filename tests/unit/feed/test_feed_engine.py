@@ -111,3 +111,13 @@ def test_the_gate_counts_under_the_firewalls_reason_name() -> None:
     from aegis.feed import engine, firewall
 
     assert engine.DUPLICATE_KLINE == firewall.DUPLICATE_KLINE
+
+
+def test_the_first_backfill_starts_at_the_exchange_time_of_the_first_record() -> None:
+    sink = Sink()
+    gate = KlineGate(sink)
+    sid = gate.add_symbol("BTCUSDT")
+    exchange_ms = 1_723_161_255_123  # a replaying exchange's clock, far from this host's
+    gate.write_bytes(records.pack_trade(sid, exchange_ms, 1_900_000_000_000_000_000, 1.0, 1.0, 1, 1, 1, 1, False))
+    gate.write_bytes(records.pack_trade(sid, exchange_ms + 5, 0, 1.0, 1.0, 2, 2, 2, 2, False))
+    assert gate.first_event_ms == exchange_ms
