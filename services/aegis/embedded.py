@@ -97,24 +97,12 @@ class EmbeddedPostgres:
         if user:
             shutil.chown(self.data_dir, user, user)
         os.chmod(self.data_dir, 0o700)
-        result = subprocess.run(
-            [
-                str(self.bin_dir / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ],
-            capture_output=True,
-            text=True,
-            user=user,
-            check=False,
-        )
+        command = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                   "--encoding=UTF8", "--locale=C"]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, user=user, check=False)
         if result.returncode != 0:
-            raise StartupError(f"initdb failed for {self.data_dir}: {result.stderr.strip().splitlines()[-1:]}")
+            output = " | ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]) or "no output"
+            raise StartupError(f"initdb failed for {self.data_dir} (exit code {result.returncode}): {output}")
 
     def _prepare_for_user(self, user: str) -> None:
         import stat
