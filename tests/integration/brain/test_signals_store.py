@@ -156,7 +156,7 @@ async def test_signals_made_while_postgresql_is_down_are_kept_retried_and_writte
 ) -> None:
     signals = renamed(real_signals[:12], "OUTSIGUSDT")
     parts = urlsplit(migrated_database_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy = testing.TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await proxy.up()
     proxied = Database(parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{proxy.port}")).geturl())
     writer = SignalWriter(proxied, interval_s=0.01, retry_initial_s=0.02, retry_max_s=0.1)
@@ -285,37 +285,3 @@ def test_a_signal_becomes_the_api_message(real_signals: list[Signal]) -> None:
     assert tuple(full.features.values) == s.features
     stored = signal_to_pb(as_stored(s))
     assert not stored.HasField("candle_open_time")
-
-
-class TcpProxy:
-    """A loopback TCP proxy to PostgreSQL that the test can take down (connections cut, port closed) and back."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = testing.free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-
-    async def down(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
