@@ -150,6 +150,32 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
         yield current
 
 
+def capture_context() -> Any:
+    """Return the current trace context, to continue the trace in another task (see :func:`attached`).
+
+    The brain's executor hands orders to order workers through its event bus: the worker is another task, so the
+    decision's span is not its current one unless the context travels with the order.
+    """
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+@contextlib.contextmanager
+def attached(trace_context: Any) -> Iterator[None]:
+    """Run a block inside ``trace_context`` (from :func:`capture_context`); None leaves the current one."""
+    if trace_context is None:
+        yield
+        return
+    from opentelemetry import context
+
+    token = context.attach(trace_context)
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
 def current_trace_id() -> str | None:
     """Return the current trace id (32 hex digits) or None outside a trace."""
     from opentelemetry import trace
@@ -1186,7 +1212,9 @@ __all__ = [
     "RiskDecisionMetrics",
     "Telemetry",
     "account_families",
+    "attached",
     "brain_collectors",
+    "capture_context",
     "channel_credentials",
     "client_interceptors",
     "configure_tracing",

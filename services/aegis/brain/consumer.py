@@ -25,10 +25,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
 from aegis.brain.candles import CandleBook
-from aegis.brain.events import EventBus
+from aegis.brain.events import CandleClosed, EventBus
 from aegis.brain.persistence import CandleWriter
 from aegis.brain.timeframes import Clock, SystemClock
 from aegis.core import records as rec
@@ -74,6 +75,14 @@ def default_record_filter() -> RecordFilter | None:
     return RecordChecker(logger=logging.getLogger("aegis.brain.firewall"))
 
 
+def _is_feed_checker(record_filter: RecordFilter | None) -> bool:
+    try:
+        from aegis.feed.firewall import RecordChecker
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(record_filter, RecordChecker)
+
+
 class RingConsumer:
     """Read the feed's ring and keep the candle book, the bus and the writer fed."""
 
@@ -91,6 +100,7 @@ class RingConsumer:
         quiet_close_s: float = 10.0,
         record_filter: RecordFilter | None = None,
         on_new_symbols: Any = None,
+        tick_interval_s: float = 0.005,
     ) -> None:
         self.path = Path(path)
         self.book = book
@@ -102,7 +112,12 @@ class RingConsumer:
         self._attach_interval_s = attach_interval_s
         self._quiet_close_ms = int(quiet_close_s * 1000)
         self._filter = record_filter
+        self._kernels: Any = None  # aegis.brain.kernels once the first batch is checked (numba loads lazily)
+        self._precheck = _is_feed_checker(record_filter)
+        self._min_time_ms = 0
         self._on_new_symbols = on_new_symbols
+        self._tick_interval_ns = int(tick_interval_s * 1e9)
+        self._ticks_published_ns = 0
         self.reader: RingReader | None = None
         self.state = "waiting"
         self._ring_ids = np.zeros(0, dtype=np.int64)  # ring symbol id -> book index
@@ -200,10 +215,12 @@ class RingConsumer:
         if int(batch["symbol_id"].max()) >= len(self._ring_ids):
             self._refresh_symbols()
         if self._filter is not None:
-            ok, _ = self._filter.check(batch, self._clock.time_ns() // 1_000_000)
-            if not ok.all():
-                self.records_rejected += int(count - ok.sum())
-                batch = batch[ok]
+            now_ms = self._clock.time_ns() // 1_000_000
+            if not self._plausible(batch, now_ms):
+                ok, _ = self._filter.check(batch, now_ms)
+                if not ok.all():
+                    self.records_rejected += int(count - ok.sum())
+                    batch = batch[ok]
         if batch.shape[0]:
             self._process(batch)
         self.records_processed += count
@@ -214,14 +231,60 @@ class RingConsumer:
             self._rate.popleft()
         return count
 
+    def _ticks_due(self) -> bool:
+        """Publish the tick updates now? Yes when the reader has caught up, else every ``tick_interval_s``.
+
+        Under a burst the book keeps folding records into one pending tick per symbol (latest prices, the trade
+        high/low/volume since the last publication) and the bus gets them at most every ``tick_interval_s``:
+        building and dispatching hundreds of tick events per batch would cost more than the batch itself, and the
+        price pusher conflates them per ``price_push_ms`` anyway. No trade is lost: its price is in the high/low.
+        """
+        assert self.reader is not None
+        now_ns = self._clock.monotonic_ns()
+        if self.reader.lag > 0 and now_ns - self._ticks_published_ns < self._tick_interval_ns:
+            return False
+        self._ticks_published_ns = now_ns
+        return True
+
+    def _plausible(self, batch: np.ndarray, now_ms: int) -> bool:
+        """True when the feed's firewall would accept every record of ``batch`` (checked in one numba pass).
+
+        Only for the feed's ``RecordChecker`` (whose checks :func:`aegis.brain.kernels.first_implausible` repeats);
+        any other filter, and any batch with a refused record, goes through ``check`` itself, which names and
+        counts the reasons.
+        """
+        if not self._precheck:
+            return False
+        k = self._kernels
+        if k is None:
+            from aegis.brain import kernels as k
+            from aegis.feed.firewall import MIN_EXCHANGE_TIME_MS
+
+            self._kernels, self._min_time_ms = k, MIN_EXCHANGE_TIME_MS
+        count = batch.shape[0]
+        checker: Any = self._filter
+        symbol_count = checker.symbol_count
+        first = k.first_implausible(
+            batch.view(np.uint8).reshape(count, batch.dtype.itemsize),
+            batch.view(np.float64).reshape(count, batch.dtype.itemsize // 8),
+            batch.view(np.int64).reshape(count, batch.dtype.itemsize // 8),
+            -1 if symbol_count is None else symbol_count,
+            self._min_time_ms,
+            now_ms + checker.max_future_skew_ms,
+        )
+        return bool(first < 0)
+
     def _process(self, batch: np.ndarray) -> None:
         symbol_index = self._ring_ids[batch["symbol_id"]]
         closed = self.book.process(batch, symbol_index)
+        if closed:
+            closed = self._stamp_receive_times(closed, batch, symbol_index)
         for event in closed:
             self.bus.publish(event)
             self.writer.submit(event.candle)
-        for tick in self.book.take_ticks():
-            self.bus.publish(tick)
+        if self._ticks_due():
+            for tick in self.book.take_ticks():
+                self.bus.publish(tick)
         last = batch[-1]
         self._last_replay = bool(int(last["flags"]) & rec.FLAG_REPLAY)
         self.last_event_time_ms = int(last["event_time_ms"])
@@ -231,6 +294,31 @@ class RingConsumer:
             recv_ns = int(last["recv_time_ns"])
             now_ns = self._clock.time_ns() if recv_ns > WALL_CLOCK_NS else self._clock.monotonic_ns()
             self.last_lag_ns = max(0, now_ns - recv_ns)
+
+    def _stamp_receive_times(
+        self, closed: list[CandleClosed], batch: np.ndarray, symbol_index: np.ndarray
+    ) -> list[CandleClosed]:
+        """Return ``closed`` with each candle's ``recv_time_ns``: that of the record that closed it.
+
+        A candle closes at the first trade or kline of its symbol timed after its end (or the exchange's closed
+        kline, also timed after it), so that is the first such record in the batch. Replayed records carry the
+        recording's receive time, not a latency: their candles keep 0. Candles close about once a minute per symbol
+        and timeframe, so this runs rarely.
+        """
+        kinds = batch["kind"]
+        closers = (kinds == rec.TRADE) | (kinds == rec.KLINE)
+        times = batch["event_time_ms"]
+        out = []
+        for event in closed:
+            candle = event.candle
+            hits = np.flatnonzero(
+                closers & (symbol_index == self.book.symbol_index(candle.symbol)) & (times > candle.close_time_ms)
+            )
+            if hits.size == 0 or int(batch["flags"][hits[0]]) & rec.FLAG_REPLAY:
+                out.append(event)
+            else:
+                out.append(msgspec.structs.replace(event, recv_time_ns=int(batch["recv_time_ns"][hits[0]])))
+        return out
 
     def close_quiet_candles(self) -> int:
         """Close live candles nothing has closed ``quiet_close_s`` after their end (symbols that went quiet).

@@ -31,8 +31,9 @@ from typing import Any
 import grpc
 import msgspec
 
+from aegis import observability
 from aegis.brain.candles import CandleBook
-from aegis.brain.consumer import REST_BACKFILL_FLAG, RingConsumer, default_record_filter, warm_up
+from aegis.brain.consumer import REST_BACKFILL_FLAG, WALL_CLOCK_NS, RingConsumer, default_record_filter, warm_up
 from aegis.brain.events import CandleClosed, EventBus
 from aegis.brain.execution import Executor
 from aegis.brain.market import MarketQueries
@@ -174,7 +175,8 @@ class BrainEngine:
         return self.hydrator.postgres_loaded.is_set()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = grpc.aio.insecure_channel(address)
+        # TLS when AEGIS_TLS_CA is set; the tracing interceptors carry each decision's trace to risk and the accounts
+        channel = observability.insecure_or_tls_channel(address, self.ctx.settings)
         self._channels.append(channel)
         return channel
 
@@ -217,7 +219,14 @@ class BrainEngine:
             self.counts["stale_candles"] += 1
         signals = self.strategy.on_candle_closed(event, emit=emit)
         if signals:
+            recv_ns = event.recv_time_ns
+            if recv_ns:
+                signals = [msgspec.structs.replace(s, recv_time_ns=recv_ns) for s in signals]
             self.hub.publish_all(signals)
+            if recv_ns:  # once per signal, from the record that closed the candle to the signal's emission
+                now_ns = self.clock.time_ns() if recv_ns > WALL_CLOCK_NS else self.clock.monotonic_ns()
+                for _ in signals:
+                    observability.observe_since(observability.tick_to_signal(), recv_ns, now_ns=now_ns)
 
     async def run(self) -> None:
         """Run the consumer, the bus, the writers, hydration, execution and status until cancelled."""

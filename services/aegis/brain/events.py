@@ -122,6 +122,9 @@ class CandleClosed(msgspec.Struct, frozen=True, kw_only=True):
     rank: ClassVar[int] = RANK_ANALYTICS
     candle: Candle
     corrected: bool = False
+    recv_time_ns: int = 0
+    """When the feed received the record that closed the candle (0: none did — a quiet candle timed out, a replayed
+    record, a warm-up); the start of the tick-to-signal and tick-to-fill latencies."""
 
 
 class SignalGenerated(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +147,8 @@ class SignalGenerated(msgspec.Struct, frozen=True, kw_only=True):
     reasons: tuple[str, ...] = ()
     feature_schema_version: int = 0
     features: tuple[float, ...] = ()
+    recv_time_ns: int = 0
+    """The ``recv_time_ns`` of the :class:`CandleClosed` that produced the signal (0: unknown)."""
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):

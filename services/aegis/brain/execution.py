@@ -46,6 +46,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from aegis import observability
 from aegis.brain import features as feat
 from aegis.brain.events import EventBus, OrderFilled, OrderRequest, SignalGenerated
 from aegis.brain.numeric import decimal_text, price_text
@@ -125,6 +126,29 @@ def signal_pb(s: SignalGenerated) -> common_pb.Signal:
     if s.features:
         message.features.CopyFrom(features_pb(s.feature_schema_version, s.features))
     return message
+
+
+def _order_attributes(order: OrderRequest) -> dict[str, Any]:
+    """The attributes of an order's span (what was asked, never a key or a secret)."""
+    return {
+        "account": order.account,
+        "symbol": order.symbol,
+        "side": order.side or "CLOSE",
+        "order_type": order.order_type,
+        "quantity": order.quantity,
+        "client_order_id": order.client_order_id,
+        "signal_id": order.signal_id,
+        "position_id": order.position_id or None,
+    }
+
+
+def _trace_decision(span: Any, response: Any) -> None:
+    """Put risk's answer on the decision's span (or the failing status code)."""
+    if isinstance(response, str):
+        span.set_attribute("result", response)
+        return
+    span.set_attribute("approved", response.decision.approved)
+    span.set_attribute("decision_id", response.decision.decision_id)
 
 
 class CallStats:
@@ -239,6 +263,8 @@ class Executor:
         self._orders: deque[tuple[OrderRequest, asyncio.Future[OrderFilled | None] | None]] = deque()
         self._order_ready = asyncio.Event()
         self._waiting: dict[int, asyncio.Future[OrderFilled | None]] = {}
+        self._trace_contexts: dict[int, Any] = {}
+        """id(order) -> the trace context it was placed in (the order worker continues that trace)."""
         self._inflight: dict[str, SignalGenerated] = {}
         self._duplicates: deque[str] = deque(maxlen=1024)
         self.busy = 0
@@ -348,7 +374,12 @@ class Executor:
             self.busy += 1
             filled: OrderFilled | None = None
             try:
-                filled = await self._send(order)
+                with (
+                    observability.attached(self._trace_contexts.pop(id(order), None)),
+                    observability.span("aegis.order", **_order_attributes(order)) as traced,
+                ):
+                    filled = await self._send(order)
+                    traced.set_attribute("filled", filled is not None)
             except Exception:
                 self.counts["errors"] += 1
                 log.exception("placing order %s failed", order.client_order_id)
@@ -367,11 +398,16 @@ class Executor:
         if mark is None:
             self.counts["no_mark_price"] += 1
         self._inflight[signal.signal_id] = signal
+        accounts = [self.learning_account, self.paper_account] if paper else [self.learning_account]
         try:
-            legs = [self._learning(signal, mark)]
-            if paper:
-                legs.append(self._paper(signal, mark))
-            await asyncio.gather(*legs)
+            # one trace per signal: risk's decisions, the orders and their fills are its children (the gRPC calls
+            # carry it to risk and virtual-account); never a span per tick
+            with observability.span("aegis.signal", signal_id=signal.signal_id, symbol=signal.symbol,
+                                    side=signal.side, timeframe=signal.timeframe, accounts=accounts):  # fmt: skip
+                legs = [self._learning(signal, mark)]
+                if paper:
+                    legs.append(self._paper(signal, mark))
+                await asyncio.gather(*legs)
         finally:
             self._inflight.pop(signal.signal_id, None)
 
@@ -395,7 +431,9 @@ class Executor:
             ),
             mark,
         )
-        response = await self._call("RiskService.SizeOrder", self.risk.SizeOrder, request)
+        with observability.span("aegis.risk_decision", account=account, rpc="SizeOrder") as traced:
+            response = await self._call("RiskService.SizeOrder", self.risk.SizeOrder, request)
+            _trace_decision(traced, response)
         if isinstance(response, str):
             self.counts["decisions_failed"] += 1
             return
@@ -416,7 +454,9 @@ class Executor:
             risk_pb.EvaluateSignalRequest(signal=signal_pb(signal), account=account, mode=common_pb.ACCOUNT_KIND_PAPER),
             mark,
         )
-        response = await self._call("RiskService.EvaluateSignal", self.risk.EvaluateSignal, request)
+        with observability.span("aegis.risk_decision", account=account, rpc="EvaluateSignal") as traced:
+            response = await self._call("RiskService.EvaluateSignal", self.risk.EvaluateSignal, request)
+            _trace_decision(traced, response)
         if isinstance(response, str):
             self.counts["decisions_failed"] += 1
             return
@@ -484,6 +524,7 @@ class Executor:
         """Publish ``order`` on the bus (rank 0) and wait for its fill; None when it failed (counted)."""
         done: asyncio.Future[OrderFilled | None] = asyncio.get_running_loop().create_future()
         self._waiting[id(order)] = done
+        self._trace_contexts[id(order)] = observability.capture_context()
         self.bus.publish(order)
         return await done
 
@@ -504,8 +545,18 @@ class Executor:
             self.counts["orders_failed"] += 1
             return None
         self.counts["orders_filled"] += 1
-        self.bus.publish(filled)
+        with observability.span("aegis.fill", account=filled.account, position_id=filled.position_id,
+                                price=filled.price, quantity=filled.quantity, replayed=filled.replayed):  # fmt: skip
+            self._observe_fill(order, filled)
+            self.bus.publish(filled)
         return filled
+
+    def _observe_fill(self, order: OrderRequest, filled: OrderFilled) -> None:
+        """Observe tick-to-fill once per new entry fill of a signal (a replayed key opened nothing new then)."""
+        signal = self._inflight.get(order.signal_id)
+        if signal is None or not signal.recv_time_ns or filled.replayed or order.position_id:
+            return
+        observability.observe_since(observability.tick_to_fill(), signal.recv_time_ns, account=order.account)
 
     async def _open(self, order: OrderRequest) -> OrderFilled | str:
         signal = self._inflight.get(order.signal_id)

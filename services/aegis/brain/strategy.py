@@ -103,6 +103,8 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
     """Microsecond precision (what PostgreSQL keeps)."""
     candle_open_time_ms: int | None = None
     """Open time of the trigger candle; None for a signal read back from PostgreSQL (the table has no column)."""
+    recv_time_ns: int = 0
+    """When the feed received the record that closed the trigger candle (set by the engine; 0: unknown)."""
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -126,6 +128,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
             reasons=self.reasons,
             feature_schema_version=self.feature_schema_version,
             features=self.features,
+            recv_time_ns=self.recv_time_ns,
         )
 
 
