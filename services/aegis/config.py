@@ -583,6 +583,39 @@ class StrategySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """Live trading on Binance (AEGIS_MODE=live only; docs/live-trading.md): orders, the mirror, reconciliation."""
+
+    ws_private_url: str = setting(
+        "AEGIS_BINANCE_WS_PRIVATE_URL",
+        "wss://fstream.binance.com/private",
+        url("wss", "ws"),
+        "Websocket base of the user data stream (live mode: virtual-account mirrors the live account from it).",
+    )
+    account: str = setting(
+        "AEGIS_LIVE_ACCOUNT", "live", text, "Name of the live account (brain orders, database mirror, Reconcile)."
+    )
+    working_type: str = setting(
+        "AEGIS_LIVE_WORKING_TYPE",
+        "mark_price",
+        choice("mark_price", "contract_price"),
+        "Price that triggers the live stop-loss and take-profit algo orders (Binance workingType, upper-cased).",
+    )
+    protection: str = setting(
+        "AEGIS_LIVE_PROTECTION",
+        "close_position",
+        choice("close_position", "reduce_only"),
+        "Live SL/TP orders: close_position (closePosition=true) or reduce_only (the entry's quantity, reduceOnly).",
+    )
+    reconcile_interval_s: float = setting(
+        "AEGIS_LIVE_RECONCILE_INTERVAL_S",
+        60.0,
+        non_negative_float,
+        "Seconds between reconciliations of the live account with the exchange (also once at start; 0 = start only).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class OrchestratorSettings:
     """The orchestrator's schedules, retention periods, leader election and shard management (docs/orchestrator.md)."""
 
@@ -860,6 +893,7 @@ class Settings:
     strategy: StrategySettings = field(default_factory=StrategySettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     orchestrator: OrchestratorSettings = field(default_factory=OrchestratorSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     # ----------------------------------------------------------------------------------------- derived values

@@ -33,6 +33,8 @@ class ReconcileDifferenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper)
     RECONCILE_DIFFERENCE_KIND_ORDER_STATUS_UNKNOWN: _ClassVar[ReconcileDifferenceKind]
     RECONCILE_DIFFERENCE_KIND_MISSING_PROTECTIVE_ORDER: _ClassVar[ReconcileDifferenceKind]
     RECONCILE_DIFFERENCE_KIND_LEVERAGE_MISMATCH: _ClassVar[ReconcileDifferenceKind]
+    RECONCILE_DIFFERENCE_KIND_ORDER_MISSING_IN_DATABASE: _ClassVar[ReconcileDifferenceKind]
+    RECONCILE_DIFFERENCE_KIND_ORDER_MISSING_ON_EXCHANGE: _ClassVar[ReconcileDifferenceKind]
 
 class ReconcileAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -60,6 +62,8 @@ RECONCILE_DIFFERENCE_KIND_BALANCE_MISMATCH: ReconcileDifferenceKind
 RECONCILE_DIFFERENCE_KIND_ORDER_STATUS_UNKNOWN: ReconcileDifferenceKind
 RECONCILE_DIFFERENCE_KIND_MISSING_PROTECTIVE_ORDER: ReconcileDifferenceKind
 RECONCILE_DIFFERENCE_KIND_LEVERAGE_MISMATCH: ReconcileDifferenceKind
+RECONCILE_DIFFERENCE_KIND_ORDER_MISSING_IN_DATABASE: ReconcileDifferenceKind
+RECONCILE_DIFFERENCE_KIND_ORDER_MISSING_ON_EXCHANGE: ReconcileDifferenceKind
 RECONCILE_ACTION_UNSPECIFIED: ReconcileAction
 RECONCILE_ACTION_NONE: ReconcileAction
 RECONCILE_ACTION_UPDATED_DATABASE: ReconcileAction
