@@ -40,7 +40,7 @@ SOURCE_CODES = {name: code for code, name in SOURCE_NAMES.items()}
 
 # Keep in step with aegis.brain.kernels (which is imported lazily: numba costs ~0.3 s to import, and the service
 # binds its port before anything slow happens).
-_NV, _NM, _NC, _ND, _NO = 7, 4, 17, 8, 7
+_NV, _NM, _NC, _ND, _NO = 7, 4, 17, 8, 8
 _NTF_TICK, _NTI = 11, 8
 _EMPTY, _FORMING, _CLOSED = 0, 1, 2
 _M_STATE, _M_SOURCE, _M_PARTIAL, _M_OWNER = 0, 1, 2, 3
@@ -163,7 +163,9 @@ class CandleBook:
     def process(self, batch: np.ndarray, symbol_index: np.ndarray) -> list[CandleClosed]:
         """Apply a batch of ``MARKET_RECORD`` s (``symbol_index``: the book's index of each record's symbol).
 
-        Return the candles the batch closed or corrected, in the order it did so.
+        Return the candles the batch closed or corrected, in the order it did so. Each event's ``recv_time_ns`` is
+        the feed's receive time of the record whose arrival closed it (0 for a replayed record: the recording's
+        receive time is not a latency), the start of the tick-to-signal latency.
         """
         k = _kernels()
         count = batch.shape[0]
@@ -201,7 +203,7 @@ class CandleBook:
         out = []
         out_i, out_f = self._out_i, self._out_f
         for r in range(rows):
-            ti, s, open_ms, count, source, partial, kind = out_i[r].tolist()
+            ti, s, open_ms, count, source, partial, kind, recv_ns = out_i[r].tolist()
             o, h, lo, c, vol, quote, taker = out_f[r].tolist()
             width = int(self.widths[ti])
             candle = Candle(
@@ -221,7 +223,7 @@ class CandleBook:
                 closed=True,
                 partial=bool(partial),
             )
-            out.append(CandleClosed(candle=candle, corrected=kind != 1))
+            out.append(CandleClosed(candle=candle, corrected=kind != 1, recv_time_ns=recv_ns))
         return out
 
     def take_ticks(self) -> list[TickUpdate]:

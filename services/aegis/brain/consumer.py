@@ -25,11 +25,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
 
 from aegis.brain.candles import CandleBook
-from aegis.brain.events import CandleClosed, EventBus
+from aegis.brain.events import EventBus
 from aegis.brain.persistence import CandleWriter
 from aegis.brain.timeframes import Clock, SystemClock
 from aegis.core import records as rec
@@ -276,9 +275,7 @@ class RingConsumer:
 
     def _process(self, batch: np.ndarray) -> None:
         symbol_index = self._ring_ids[batch["symbol_id"]]
-        closed = self.book.process(batch, symbol_index)
-        if closed:
-            closed = self._stamp_receive_times(closed, batch, symbol_index)
+        closed = self.book.process(batch, symbol_index)  # each event carries the closing record's recv_time_ns
         for event in closed:
             self.bus.publish(event)
             self.writer.submit(event.candle)
@@ -294,31 +291,6 @@ class RingConsumer:
             recv_ns = int(last["recv_time_ns"])
             now_ns = self._clock.time_ns() if recv_ns > WALL_CLOCK_NS else self._clock.monotonic_ns()
             self.last_lag_ns = max(0, now_ns - recv_ns)
-
-    def _stamp_receive_times(
-        self, closed: list[CandleClosed], batch: np.ndarray, symbol_index: np.ndarray
-    ) -> list[CandleClosed]:
-        """Return ``closed`` with each candle's ``recv_time_ns``: that of the record that closed it.
-
-        A candle closes at the first trade or kline of its symbol timed after its end (or the exchange's closed
-        kline, also timed after it), so that is the first such record in the batch. Replayed records carry the
-        recording's receive time, not a latency: their candles keep 0. Candles close about once a minute per symbol
-        and timeframe, so this runs rarely.
-        """
-        kinds = batch["kind"]
-        closers = (kinds == rec.TRADE) | (kinds == rec.KLINE)
-        times = batch["event_time_ms"]
-        out = []
-        for event in closed:
-            candle = event.candle
-            hits = np.flatnonzero(
-                closers & (symbol_index == self.book.symbol_index(candle.symbol)) & (times > candle.close_time_ms)
-            )
-            if hits.size == 0 or int(batch["flags"][hits[0]]) & rec.FLAG_REPLAY:
-                out.append(event)
-            else:
-                out.append(msgspec.structs.replace(event, recv_time_ns=int(batch["recv_time_ns"][hits[0]])))
-        return out
 
     def close_quiet_candles(self) -> int:
         """Close live candles nothing has closed ``quiet_close_s`` after their end (symbols that went quiet).

@@ -111,6 +111,7 @@ class BrainEngine:
             quiet_close_s=settings.quiet_close_s,
             record_filter=default_record_filter(),
             on_new_symbols=self._on_new_symbols,
+            tick_interval_s=settings.tick_interval_ms / 1000.0,
         )
         self.strategy = strategy or Strategy(ctx.settings.strategy)
         self.hub = SignalHub(ctx.db, bus=self.bus, memory=settings.signal_memory, queue_size=settings.stream_queue)

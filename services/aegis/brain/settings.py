@@ -111,6 +111,13 @@ class BrainSettings:
     retry_base_s: float = setting(
         "AEGIS_BRAIN_RETRY_BASE_S", 0.1, positive_float, "First backoff between call attempts (doubles, capped at 2 s)."
     )
+    tick_interval_ms: float = setting(
+        "AEGIS_BRAIN_TICK_INTERVAL_MS",
+        5.0,
+        positive_float,
+        "While the brain is behind the ring (a burst), tick updates go on the bus at most this often (merged per "
+        "symbol, no trade lost); when it has caught up, after every batch.",
+    )
     price_push_ms: float = setting(
         "AEGIS_BRAIN_PRICE_PUSH_MS",
         100.0,
