@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KINDS = ("learning", "paper")
+KINDS = ("learning", "paper", "live")
+"""``live``: mirrored from the exchange (aegis.virtual_account.live); never opened, closed or revalued here."""
 DEFAULT_ACCOUNTS: Mapping[str, str] = {"learning": "learning", "paper": "paper"}
 _DB_SIDE = {PositionSide.LONG: "BUY", PositionSide.SHORT: "SELL"}
 _SIDE_OF = {"BUY": PositionSide.LONG, "SELL": PositionSide.SHORT}
@@ -578,7 +579,8 @@ class AccountBook:
 
     async def ensure_accounts(self, names: Iterable[str] | None = None) -> None:
         """Create the named (default: every configured) accounts that do not exist yet, each with its deposit."""
-        wanted = sorted(set(self.accounts if names is None else names) - self._ensured)
+        candidates = set(self.accounts if names is None else names) - self._ensured
+        wanted = sorted(n for n in candidates if self.accounts.get(n) != "live")  # the live mirror creates its own
         if not wanted:
             return
         start = self.settings.starting_balance
@@ -1138,7 +1140,7 @@ class AccountBook:
                 [min(t.mark_price for t in fresh[s]) for s in live],
                 [max(t.mark_price for t in fresh[s]) for s in live],
                 [s in funding_symbols for s in live],
-                sorted(self.accounts),
+                sorted(n for n, kind in self.accounts.items() if kind != "live"),  # live: the exchange closes
             )
             revalued, candidate_ids = row["revalued"], row["ids"]
             accounts: dict[str, _Account] = {}
@@ -1233,7 +1235,7 @@ class AccountBook:
             names = [
                 r["account_id"]
                 for r in await conn.fetch(
-                    "SELECT account_id FROM accounts WHERE kind IN ('learning', 'paper') AND account_id > $1 "
+                    "SELECT account_id FROM accounts WHERE kind IN ('learning', 'paper', 'live') AND account_id > $1 "
                     "ORDER BY account_id LIMIT $2",
                     after,
                     size + 1,

@@ -3,6 +3,13 @@
 Stateless between calls: positions, balances, prices and idempotency keys are in PostgreSQL, so replicas can
 serve side by side and a restart (even kill -9) loses nothing acknowledged. Settings: ``AEGIS_ACCOUNT_*``
 (:mod:`aegis.virtual_account.settings`); docs/accounts.md explains the accounts' rules.
+
+Live mode (``AEGIS_MODE=live``, keys and the confirmation checked at start): this service also owns the live
+account's mirror (:class:`aegis.virtual_account.live.LiveMirror`): it runs the Binance user data stream, writes
+the live account's positions, trades and balance into the same tables, and reconciles them with the exchange at
+start, after every stream reconnection and every ``AEGIS_LIVE_RECONCILE_INTERVAL_S``. Run one replica in live
+mode: two would both follow the stream (each fill is still applied once, by its trade id, and the account row lock
+serialises them, but it is twice the exchange traffic for nothing).
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from aegis import observability
 from aegis.errors import AegisError
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
 from aegis.virtual_account import settings as account_settings
-from aegis.virtual_account.book import AccountBook
+from aegis.virtual_account.book import DEFAULT_ACCOUNTS, AccountBook
 from aegis.virtual_account.events import EventHub
+from aegis.virtual_account.live import LiveMirror
 from aegis.virtual_account.servicer import VirtualAccountServicer, registration
 
 log = logging.getLogger("aegis.virtual_account")
@@ -24,8 +32,27 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
     settings = account_settings.load()
     assert ctx.db is not None
     hub = EventHub(ctx.cache.client if ctx.cache is not None else None)
-    book = AccountBook(ctx.db, settings, publish=hub.publish)
-    servicer = VirtualAccountServicer(book, hub)
+    live = ctx.settings.live
+    mirror: LiveMirror | None = None
+    accounts = dict(DEFAULT_ACCOUNTS)
+    if ctx.settings.mode == "live":
+        from aegis.exchange.trading import BinanceTrading
+
+        client = BinanceTrading(
+            ctx.settings.feed.rest_url, ctx.settings.binance_api_key.reveal(), ctx.settings.binance_api_secret.reveal()
+        )
+        mirror = LiveMirror(
+            ctx.db,
+            client,
+            account=live.account,
+            ws_private_url=live.ws_private_url,
+            working_type=live.working_type,
+            reconcile_interval_s=live.reconcile_interval_s,
+            publish=hub.publish,
+        )
+        accounts[live.account] = "live"
+    book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish)
+    servicer = VirtualAccountServicer(book, hub, live=mirror, live_account=live.account)
 
     async def create_accounts() -> None:
         # Accounts are also created at first use; doing it at start puts the deposits in the ledger early.
@@ -39,6 +66,9 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
     async def stop() -> None:
         await servicer.close()
         await hub.close()
+        if mirror is not None:
+            await mirror.stop()
+            await mirror.client.close()
 
     # Positions, trades and PnL per account come from PostgreSQL: polled in the background, served from memory.
     accounts_metrics = observability.virtual_account_collector(book, interval_s=10.0)
@@ -48,7 +78,8 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
 
     return ServiceParts(
         registrations=[registration(servicer)],
-        background=[create_accounts, hub.watch_listeners, account_metrics],
+        background=[create_accounts, hub.watch_listeners, account_metrics]
+        + ([mirror.run] if mirror is not None else []),
         on_stop=stop,
         metrics=[accounts_metrics],
     )

@@ -5,6 +5,13 @@ INVALID_ARGUMENT naming the field (an unknown account too), AlreadyExistsError �
 key reused with other fields), NotFoundError → NOT_FOUND (a position the account does not have), AccountRefusal →
 FAILED_PRECONDITION (already closed, no price yet, no margin), DependencyUnavailable → UNAVAILABLE.
 
+The live account (live mode only) is mirrored from the exchange by :class:`aegis.virtual_account.live.LiveMirror`:
+it answers GetAccount, ListPositions, ListTrades and StreamEvents like the others, refuses OpenPosition and
+ClosePosition (FAILED_PRECONDITION: live positions are opened and closed on Binance, by the brain), and is the one
+account Reconcile compares with the exchange. Reconcile of a learning or paper account is FAILED_PRECONDITION
+(they live in PostgreSQL only: there is nothing to compare them with), and so is Reconcile of the live account in
+paper mode (naming the live configuration it lacks).
+
 OpenPosition and ClosePosition go through a :class:`Batcher`: requests arriving within a few milliseconds share
 one transaction, each keeping its own idempotency and its own answer.
 """
@@ -15,14 +22,24 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from aegis.errors import AegisError, NotImplementedYet, ValidationError
+from aegis.config import LIVE_CONFIRMATION
+from aegis.errors import AegisError, ValidationError
 from aegis.server import Registration, abort_with
 from aegis.v1 import virtual_account_pb2 as va_pb
 from aegis.v1 import virtual_account_pb2_grpc as va_grpc
 from aegis.virtual_account import convert
 from aegis.virtual_account.batcher import Batcher
-from aegis.virtual_account.book import AccountBook, CloseOutcome, CloseRequest, OpenOutcome, OpenRequest
+from aegis.virtual_account.book import (
+    AccountBook,
+    AccountRefusal,
+    CloseOutcome,
+    CloseRequest,
+    OpenOutcome,
+    OpenRequest,
+)
 from aegis.virtual_account.events import EventHub
+from aegis.virtual_account.live import LiveMirror
+from aegis.virtual_account.reconcile import report_to_pb
 from aegis.wire import when
 
 SERVICE_NAME = "aegis.v1.VirtualAccountService"
@@ -31,15 +48,27 @@ SERVICE_NAME = "aegis.v1.VirtualAccountService"
 class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
     """The thin translator."""
 
-    def __init__(self, book: AccountBook, hub: EventHub) -> None:
+    def __init__(
+        self, book: AccountBook, hub: EventHub, *, live: LiveMirror | None = None, live_account: str = "live"
+    ) -> None:
         self._book = book
         self._hub = hub
+        self._live = live
+        self._live_account = live.account if live is not None else live_account
         delay = book.settings.batch_max_delay_ms / 1000.0
         size = book.settings.batch_max_size
         self.opens: Batcher[OpenRequest, OpenOutcome] = Batcher(book.open_positions, max_delay_s=delay, max_size=size)
         self.closes: Batcher[CloseRequest, CloseOutcome] = Batcher(
             book.close_positions, max_delay_s=delay, max_size=size
         )
+
+    def _check_virtual(self, account: str) -> None:
+        self._book.check_account(account)
+        if self._book.accounts.get(account) == "live":
+            raise AccountRefusal(
+                f"account {account!r} is the live account: its positions are opened and closed on Binance by the "
+                "brain's live execution, and mirrored here from the user data stream"
+            )
 
     async def close(self) -> None:
         await self.opens.close()
@@ -50,7 +79,7 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
     ) -> va_pb.OpenPositionResponse:
         try:
             parsed = convert.open_request_from_pb(request)
-            self._book.check_account(parsed.account)
+            self._check_virtual(parsed.account)
             outcome = await self.opens.submit(parsed)
         except AegisError as exc:
             await abort_with(context, exc)
@@ -61,7 +90,7 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
     ) -> va_pb.ClosePositionResponse:
         try:
             parsed = convert.close_request_from_pb(request)
-            self._book.check_account(parsed.account)
+            self._check_virtual(parsed.account)
             outcome = await self.closes.submit(parsed)
         except AegisError as exc:
             await abort_with(context, exc)
@@ -75,7 +104,10 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
         self, request: va_pb.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> va_pb.GetAccountResponse:
         try:
-            view = await self._book.get_account(convert.account_field(request.account))
+            name = convert.account_field(request.account)
+            if self._live is not None and name == self._live.account:
+                await self._live.ensure_account()  # created at the exchange's wallet when the mirror has not yet
+            view = await self._book.get_account(name)
         except AegisError as exc:
             await abort_with(context, exc)
         return va_pb.GetAccountResponse(account=convert.account_to_pb(view))
@@ -147,13 +179,27 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
     async def Reconcile(
         self, request: va_pb.ReconcileRequest, context: grpc.aio.ServicerContext
     ) -> va_pb.ReconcileResponse:
-        await abort_with(
-            context,
-            NotImplementedYet(
-                "Reconcile compares the live Binance account with the database; it arrives with live execution "
-                "(the learning and paper accounts live in PostgreSQL only and need no reconciliation)"
-            ),
-        )
+        try:
+            account = request.account.strip()
+            if not account:
+                raise ValidationError("account", f"is required (the live account, {self._live_account!r})")
+            if self._live is not None and account == self._live.account:
+                report = await self._live.reconciler.run(dry_run=request.dry_run)
+            elif account == self._live_account:
+                raise AccountRefusal(
+                    f"account {account!r} is reconciled with Binance only in live mode, which this virtual-account "
+                    "does not run: it needs AEGIS_MODE=live, BINANCE_API_KEY, BINANCE_API_SECRET and "
+                    f"AEGIS_LIVE_CONFIRM={LIVE_CONFIRMATION}"
+                )
+            else:
+                self._book.check_account(account)
+                raise AccountRefusal(
+                    f"account {account!r} is a {self._book.accounts[account]} account kept in PostgreSQL only: there "
+                    f"is no exchange to reconcile it with (Reconcile is for the live account {self._live_account!r})"
+                )
+        except AegisError as exc:
+            await abort_with(context, exc)
+        return va_pb.ReconcileResponse(report=report_to_pb(report))
 
     async def ApplyPriceUpdates(
         self, request: va_pb.ApplyPriceUpdatesRequest, context: grpc.aio.ServicerContext

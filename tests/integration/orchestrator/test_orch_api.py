@@ -360,12 +360,12 @@ async def test_a_follower_refuses_changes_but_answers_dry_runs(orch_dsn: str, re
 # --------------------------------------------------------------------------------------------- ReconcileAccount
 
 
-async def test_reconcile_passes_virtual_accounts_unimplemented_on_as_failed_precondition(
+async def test_reconcile_in_paper_mode_passes_on_the_missing_live_configuration(
     api: orch_grpc.OrchestratorServiceStub,
 ) -> None:
     code, details = await code_of(api.ReconcileAccount(orch_pb.ReconcileAccountRequest(account="live"), timeout=10))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "reconciliation is not available" in details and "UNIMPLEMENTED" in details
+    assert details.startswith("virtual-account: ") and "AEGIS_MODE=live" in details and "AEGIS_LIVE_CONFIRM" in details
 
 
 async def test_reconcile_needs_an_account(api: orch_grpc.OrchestratorServiceStub) -> None:

@@ -67,8 +67,13 @@ def test_bad_inputs_are_invalid_arguments_naming_the_field(service_env: dict[str
         assert code == INVALID and details.startswith("account:")
         code, details = code_and_details(lambda: stub.ApplyPriceUpdates(update(sym, 1, "60000", mark="nan"), timeout=5))
         assert code == INVALID and details.startswith("updates[0].mark_price:")
-        code, _ = code_and_details(lambda: stub.Reconcile(va_pb.ReconcileRequest(account="live"), timeout=5))
-        assert code == grpc.StatusCode.UNIMPLEMENTED
+        # paper mode: the live account needs the live configuration; the virtual accounts have no exchange
+        code, details = code_and_details(lambda: stub.Reconcile(va_pb.ReconcileRequest(account="live"), timeout=5))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "AEGIS_MODE=live" in details
+        code, details = code_and_details(lambda: stub.Reconcile(va_pb.ReconcileRequest(account="paper"), timeout=5))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "no exchange to reconcile" in details
+        code, details = code_and_details(lambda: stub.Reconcile(va_pb.ReconcileRequest(account=" "), timeout=5))
+        assert code == INVALID and details.startswith("account:")
 
 
 def test_stream_events_sees_the_open_and_the_take_profit_close(service_env: dict[str, str], tmp_path: Path) -> None:
