@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aegis import config, observability
 from aegis.storage.cache import Cache
 from aegis.storage.postgres import Database
 from aegis.v1 import service_info_pb2 as info_pb
@@ -45,16 +46,19 @@ class DependencyProbe:
     error: str
 
 
-async def probe_service(name: str, address: str, timeout_s: float) -> ServiceProbe:
+async def probe_service(
+    name: str, address: str, timeout_s: float, settings: config.Settings | None = None
+) -> ServiceProbe:
     """Ask the service at ``address`` for its overall health, then for its identity and version.
 
-    A service that answers as another one (a wrong address) counts as NOT_SERVING with the reason.
+    A service that answers as another one (a wrong address) counts as NOT_SERVING with the reason. The channel is
+    TLS when ``AEGIS_TLS_CA`` is set (``settings``, default the environment's); probes are not traced.
     """
     checked_at = dt.datetime.now(dt.UTC)
     status, version, error = UNREACHABLE, "", ""
     t0 = time.perf_counter()
     latency = 0.0
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with observability.insecure_or_tls_channel(address, settings, interceptors=[]) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s

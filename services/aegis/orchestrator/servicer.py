@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 import aegis
+from aegis import observability
 from aegis.config import Settings
 from aegis.errors import AegisError, ValidationError
 from aegis.orchestrator import maintenance, probes, status, symbols
@@ -275,7 +276,7 @@ class OrchestratorServicer(orch_grpc.OrchestratorServiceServicer):
         address = self._settings.address_of("virtual_account")
         remaining = context.time_remaining()
         timeout = min(RECONCILE_TIMEOUT_S, remaining) if remaining is not None else RECONCILE_TIMEOUT_S
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with observability.insecure_or_tls_channel(address, self._settings) as channel:
             try:
                 reply = await va_grpc.VirtualAccountServiceStub(channel).Reconcile(
                     va_pb.ReconcileRequest(account=account, dry_run=request.dry_run), timeout=timeout

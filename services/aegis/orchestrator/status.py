@@ -305,7 +305,7 @@ class StatusCollector:
             leader_identity,
             pods,
         ) = await asyncio.gather(
-            asyncio.gather(*(probes.probe_service(n, a, probe_timeout_s) for n, a in where.items())),
+            asyncio.gather(*(probes.probe_service(n, a, probe_timeout_s, self.settings) for n, a in where.items())),
             probes.probe_postgres(self.db, self.settings.dsn(), probe_timeout_s),
             probes.probe_redis(self.cache, self.settings.redis(), probe_timeout_s),
             soft("feed status in Redis", published_status(self.cache, "feed"), {}),

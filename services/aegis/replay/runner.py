@@ -240,12 +240,11 @@ async def _serving(where: dict[str, str]) -> bool:
 
 async def _list_accounts(address: str) -> bool:
     """ListAccounts creates the configured accounts (with their deposits) before any frame is replayed."""
-    import grpc
-
+    from aegis.observability import insecure_or_tls_channel
     from aegis.v1 import virtual_account_pb2 as va_pb
     from aegis.v1 import virtual_account_pb2_grpc as va_grpc
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with insecure_or_tls_channel(address, interceptors=[]) as channel:  # TLS as the services, if set
         response = await va_grpc.VirtualAccountServiceStub(channel).ListAccounts(va_pb.ListAccountsRequest(), timeout=5)
     return len(response.accounts) > 0
 

@@ -28,7 +28,8 @@ from typing import Protocol
 
 import grpc
 
-from aegis.config import RiskSettings
+from aegis import observability
+from aegis.config import RiskSettings, Settings
 from aegis.errors import AegisError, ConfigError, DependencyUnavailable, NotFoundError, ValidationError
 from aegis.risk.convert import positions_from_pb
 from aegis.risk.engine import RiskConfig
@@ -132,14 +133,16 @@ class AccountSource(Protocol):
 class VirtualAccountSource:
     """Ask virtual-account (GetAccount, then ListPositions of the open positions)."""
 
-    def __init__(self, address: str, timeout_s: float) -> None:
+    def __init__(self, address: str, timeout_s: float, settings: Settings | None = None) -> None:
         self.address = address
         self._timeout_s = timeout_s
+        self._settings = settings
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> va_grpc.VirtualAccountServiceStub:
         if self._channel is None:  # created inside the running loop, on first use
-            self._channel = grpc.aio.insecure_channel(self.address)
+            # TLS when AEGIS_TLS_CA is set; the tracing interceptors keep the brain's decision trace going
+            self._channel = observability.insecure_or_tls_channel(self.address, self._settings)
         return va_grpc.VirtualAccountServiceStub(self._channel)
 
     def _failed(self, account: str, rpc: str, exc: grpc.aio.AioRpcError) -> AegisError:

@@ -37,7 +37,7 @@ def build(ctx: ServiceContext, *, clock: Clock = utc_now) -> tuple[RiskDesk, Rul
     assert ctx.db is not None
     settings = ctx.settings
     risk = settings.risk
-    virtual = VirtualAccountSource(settings.address_of("virtual_account"), risk.account_timeout_s)
+    virtual = VirtualAccountSource(settings.address_of("virtual_account"), risk.account_timeout_s, settings)
     desk = RiskDesk(
         risk_configs(risk),
         sources={AccountKind.LEARNING: virtual, AccountKind.PAPER: virtual, AccountKind.LIVE: live_source(settings)},
@@ -85,7 +85,7 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         await keeper.run()
 
     return ServiceParts(
-        registrations=[registration(desk)],
+        registrations=[registration(desk, record_time=ctx.settings.clock == "record")],
         background=[risk_rules_keeper],
         on_stop=desk.close,
         metrics=[decisions],
