@@ -36,6 +36,7 @@ from aegis.brain.candles import CandleBook
 from aegis.brain.consumer import REST_BACKFILL_FLAG, WALL_CLOCK_NS, RingConsumer, default_record_filter, warm_up
 from aegis.brain.events import CandleClosed, EventBus
 from aegis.brain.execution import Executor
+from aegis.brain.live import trader_for
 from aegis.brain.market import MarketQueries
 from aegis.brain.model import ModelHook
 from aegis.brain.persistence import CandleStore, CandleWriter, Hydrator
@@ -139,6 +140,7 @@ class BrainEngine:
             timeout_s=settings.call_timeout_s,
             attempts=settings.call_retries,
             retry_base_s=settings.retry_base_s,
+            live=trader_for(ctx.settings) if settings.execution else None,
         )
         self.prices = PricePusher(
             self.bus, accounts, interval_s=settings.price_push_ms / 1000.0, timeout_s=settings.call_timeout_s
@@ -271,6 +273,8 @@ class BrainEngine:
             log.error("stopping with %d closed candles not written to PostgreSQL", self.writer.backlog)
         await self.hub.stop(timeout_s)
         await self.rest.close()
+        if self.executor.live is not None:
+            await self.executor.live.close()
         for channel in self._channels:
             await channel.close()
         if self.consumer.reader is not None:

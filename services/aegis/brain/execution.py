@@ -27,9 +27,10 @@ UNAVAILABLE or DEADLINE_EXCEEDED is retried with a doubling backoff (safe: same 
 failure — UNIMPLEMENTED while a service is not built, INVALID_ARGUMENT, FAILED_PRECONDITION … — is counted by
 RPC and status code, logged, and the signal moves on. No fill is ever made up.
 
-**Live mode** (``AEGIS_MODE=live``) is not wired: the brain places nothing on the live account and logs one line
-per signal saying so (the learning account still records the signal: it is virtual). The live client exists
-(``aegis.exchange.trading``); connecting it here is a later step.
+**Live mode** (``AEGIS_MODE=live``): the trading leg goes to the live account instead of paper, through a
+:class:`aegis.brain.live.LiveTrader` (risk's EvaluateSignal for the live account, then Binance orders on the same
+priority path; its module doc has the rules). The learning account still records every signal (it is virtual).
+Without a trader (``live=None``) the brain places nothing on the live account and logs one line per signal.
 """
 
 from __future__ import annotations
@@ -244,8 +245,11 @@ class Executor:
         timeout_s: float = 3.0,
         attempts: int = 5,
         retry_base_s: float = 0.1,
+        live: Any | None = None,
     ) -> None:
         self.bus = bus
+        self.live = live
+        """A :class:`aegis.brain.live.LiveTrader` (live mode), or None."""
         self.risk = risk
         """A ``RiskServiceStub`` (grpc.aio), or None: no risk decisions (nothing is placed)."""
         self.accounts = accounts
@@ -303,12 +307,12 @@ class Executor:
         """Queue ``signal`` for execution; in live mode refuse the live side with one clear line."""
         self.counts["signals"] += 1
         paper = True
-        if self.mode == "live":
+        if self.mode == "live" and self.live is None:
             paper = False
             self.counts["live_refused"] += 1
             log.warning(
-                "live mode: %s %s signal %s NOT placed on the live account: live order placement is not wired "
-                "in the brain yet (see docs/brain.md); the learning account still records it",
+                "live mode: %s %s signal %s NOT placed on the live account: this executor has no live trader "
+                "(docs/live-trading.md); the learning account still records it",
                 signal.symbol,
                 signal.side,
                 signal.signal_id,
@@ -398,7 +402,8 @@ class Executor:
         if mark is None:
             self.counts["no_mark_price"] += 1
         self._inflight[signal.signal_id] = signal
-        accounts = [self.learning_account, self.paper_account] if paper else [self.learning_account]
+        trading = self.live.account if self.live is not None and self.mode == "live" else self.paper_account
+        accounts = [self.learning_account, trading] if paper else [self.learning_account]
         try:
             # one trace per signal: risk's decisions, the orders and their fills are its children (the gRPC calls
             # carry it to risk and virtual-account); never a span per tick
@@ -406,7 +411,8 @@ class Executor:
                                     side=signal.side, timeframe=signal.timeframe, accounts=accounts):  # fmt: skip
                 legs = [self._learning(signal, mark)]
                 if paper:
-                    legs.append(self._paper(signal, mark))
+                    live = self.live is not None and self.mode == "live"
+                    legs.append(self.live.decide(self, signal, mark) if live else self._paper(signal, mark))
                 await asyncio.gather(*legs)
         finally:
             self._inflight.pop(signal.signal_id, None)
@@ -530,9 +536,11 @@ class Executor:
 
     async def _send(self, order: OrderRequest) -> OrderFilled | None:
         self.counts["orders"] += 1
-        if self.accounts is None:
+        if self.live is not None and order.account == self.live.account:
+            filled: OrderFilled | str = await self.live.send(order)
+        elif self.accounts is None:
             return None
-        if order.position_id:
+        elif order.position_id:
             filled = await self._close(order)
         else:
             filled = await self._open(order)
@@ -640,4 +648,5 @@ class Executor:
             "orders_queued": len(self._orders),
             "paper_refusals": dict(self.refusals),
             "rpcs": self.stats.snapshot(),
+            **({"live": self.live.snapshot()} if self.live is not None else {}),
         }
