@@ -135,8 +135,9 @@ async def stack(sim: Simulator, dsn: str, redis_url: str) -> AsyncIterator[Stack
     hub = EventHub(None)
     book = AccountBook(db, account_settings.load({}), accounts={"learning": "learning", "paper": "paper",
                                                                  "live": "live"}, publish=hub.publish)  # fmt: skip
-    mirror = LiveMirror(db, BinanceTrading(sim.rest_url, sim.api_key, sim.api_secret), ws_private_url=sim.ws_private_url,
-                        reconcile_interval_s=0, publish=hub.publish)  # fmt: skip
+    mirror_client = BinanceTrading(sim.rest_url, sim.api_key, sim.api_secret)
+    mirror = LiveMirror(db, mirror_client, ws_private_url=sim.ws_private_url, reconcile_interval_s=0,
+                        publish=hub.publish)  # fmt: skip
     servicer = VirtualAccountServicer(book, hub, live=mirror)
     last = sim.account.last_price(SYMBOL)
     await book.apply_price_updates([Tick(SYMBOL, last, last, last, last, _now())])  # learning fills at market
@@ -285,5 +286,49 @@ def test_live_mode_is_refused_without_the_opt_in() -> None:
     with pytest.raises(ConfigError, match="AEGIS_LIVE_CONFIRM=I_UNDERSTAND_THIS_TRADES_REAL_MONEY"):
         config.load(base).check_live_mode()
     with pytest.raises(ConfigError, match="BINANCE_API_SECRET"):
-        config.load({**base, "BINANCE_API_SECRET": "", "AEGIS_LIVE_CONFIRM": config.LIVE_CONFIRMATION}).check_live_mode()
+        config.load(
+            {**base, "BINANCE_API_SECRET": "", "AEGIS_LIVE_CONFIRM": config.LIVE_CONFIRMATION}
+        ).check_live_mode()
     config.load({**base, "AEGIS_LIVE_CONFIRM": config.LIVE_CONFIRMATION}).check_live_mode()  # confirmed: allowed
+
+
+async def test_a_rotation_closes_the_live_position_reduce_only_and_the_mirror_records_rotated(
+    sim: Simulator, stack: Stack
+) -> None:
+    from aegis.brain.events import OrderRequest
+    from aegis.brain.execution import rotate_key
+
+    signal = signal_for(sim)
+    stack.bus.publish(signal)
+    await until(lambda: stack.trader.counts["opened"] == 1, what="the live entry")
+    assert await stack.executor.idle()
+    close = OrderRequest(
+        client_order_id=rotate_key("next-signal", "live", f"live:{SYMBOL}:BOTH"),
+        account="live",
+        symbol=SYMBOL,
+        side="",
+        order_type="MARKET",
+        quantity=Decimal(0),
+        created_time_ns=time.time_ns(),
+        reduce_only=True,
+        exit=True,
+        position_id=f"live:{SYMBOL}:BOTH",
+        reason="ROTATED",
+    )
+    filled = await stack.executor.place(close)  # the bus's priority path, as a REPLACE rotation sends it
+    assert filled is not None and not filled.replayed and filled.reduce_only and filled.side == "SELL"
+    async with BinanceTrading(sim.rest_url, sim.api_key, sim.api_secret) as client:
+        await client.sync_time()
+        assert [p for p in await client.position_risk() if p.symbol == SYMBOL] == []
+        assert await client.open_algo_orders(SYMBOL) == []  # its stop-loss and take-profit were cancelled
+    again = await stack.trader.send(close)  # retried: found by its id, nothing sent
+    assert not isinstance(again, str) and again.replayed
+
+    async def traded() -> bool:
+        reply = await stack.accounts.ListTrades(va_pb.ListTradesRequest(account="live"))
+        return len(reply.trades) == 1
+
+    await until(traded, what="the rotated trade in the mirror")
+    (trade,) = (await stack.accounts.ListTrades(va_pb.ListTradesRequest(account="live"))).trades
+    assert trade.close_reason == common_pb.CLOSE_REASON_ROTATED and Decimal(trade.quantity) == filled.quantity
+    assert Decimal(trade.fees) > 0 and Decimal(trade.net_pnl) == Decimal(trade.gross_pnl) - Decimal(trade.fees)

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import pytest
 import pytest_asyncio
 
 from aegis import testing
@@ -203,8 +202,9 @@ async def test_reconcile_finds_and_repairs_planted_differences_and_a_dry_run_cha
         # behind the database's back: an ETHUSDT position with its stop, and a resting order
         await trader.place_order("ETHUSDT", "SELL", "MARKET", Decimal("0.05"), client_order_id="planted-eth")
         eth_mark = sim.account.last_price("ETHUSDT")
-        await trader.place_algo_order("ETHUSDT", "BUY", "STOP_MARKET", trigger_price=(eth_mark * Decimal("1.05"))
-                                      .quantize(Decimal("0.01")), close_position=True, client_algo_id="planted-sl")  # fmt: skip
+        eth_stop = (eth_mark * Decimal("1.05")).quantize(Decimal("0.01"))
+        await trader.place_algo_order("ETHUSDT", "BUY", "STOP_MARKET", trigger_price=eth_stop, close_position=True,
+                                      client_algo_id="planted-sl")  # fmt: skip
         btc = sim.account.last_price("BTCUSDT")
         await trader.place_order("BTCUSDT", "BUY", "LIMIT", Decimal("0.002"), price=btc - 500,
                                  client_order_id="planted-limit")  # fmt: skip
@@ -275,3 +275,85 @@ def _now():  # type: ignore[no-untyped-def]
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
+
+
+def live_process_env(sim: Simulator, base: dict[str, str], **extra: str) -> dict[str, str]:
+    from aegis import config
+
+    return {
+        **base,
+        "AEGIS_MODE": "live",
+        "BINANCE_API_KEY": sim.api_key,
+        "BINANCE_API_SECRET": sim.api_secret,
+        "AEGIS_LIVE_CONFIRM": config.LIVE_CONFIRMATION,
+        "AEGIS_BINANCE_REST_URL": sim.rest_url,
+        "AEGIS_BINANCE_WS_PRIVATE_URL": sim.ws_private_url,
+        **extra,
+    }
+
+
+async def test_the_service_process_in_live_mode_mirrors_the_account_and_reconciles_over_grpc(
+    sim: Simulator, service_env: dict[str, str], tmp_path
+) -> None:
+    import grpc
+
+    from aegis.v1 import common_pb2 as common_pb
+    from aegis.v1 import virtual_account_pb2 as va_pb
+    from aegis.v1 import virtual_account_pb2_grpc as va_grpc
+
+    env = live_process_env(sim, service_env, AEGIS_LIVE_RECONCILE_INTERVAL_S="0.5")
+    proc = testing.ServiceProcess("virtual_account", env, log_dir=tmp_path).start()
+    try:
+        assert await asyncio.to_thread(proc.wait_status, "SERVING", 30), proc.log_text()
+        async with grpc.aio.insecure_channel(proc.address) as channel, client_for(sim) as trader:
+            stub = va_grpc.VirtualAccountServiceStub(channel)
+            await trader.sync_time()
+            account = (await stub.GetAccount(va_pb.GetAccountRequest(account=ACCOUNT), timeout=10)).account
+            assert account.kind == common_pb.ACCOUNT_KIND_LIVE and Decimal(account.wallet_balance) == sim.account.wallet
+            await asyncio.sleep(1.0)  # the mirror's stream connects after its first reconciliation
+            await trader.place_order("BTCUSDT", "SELL", "MARKET", Decimal("0.003"), client_order_id="process-open")
+            stop = (sim.account.last_price("BTCUSDT") * Decimal("1.05")).quantize(Decimal("0.1"))
+            await trader.place_algo_order("BTCUSDT", "BUY", "STOP_MARKET", trigger_price=stop, close_position=True,
+                                          client_algo_id="process-sl")  # fmt: skip
+
+            async def mirrored() -> bool:
+                reply = await stub.ListPositions(va_pb.ListPositionsRequest(account=ACCOUNT), timeout=5)
+                return len(reply.positions) == 1 and reply.positions[0].stop_loss_price != ""
+
+            await eventually(mirrored, timeout=20, what="the position in the process's mirror")
+            (position,) = (await stub.ListPositions(va_pb.ListPositionsRequest(account=ACCOUNT), timeout=5)).positions
+            assert position.side == common_pb.POSITION_SIDE_SHORT and Decimal(position.quantity) == Decimal("0.003")
+            assert Decimal(position.stop_loss_price) == stop
+            report = (await stub.Reconcile(va_pb.ReconcileRequest(account=ACCOUNT), timeout=10)).report
+            assert report.in_sync and not report.dry_run and report.account == ACCOUNT, report
+            code = None
+            try:
+                await stub.OpenPosition(va_pb.OpenPositionRequest(idempotency_key="k", account=ACCOUNT,
+                                                                  symbol="BTCUSDT", side=common_pb.POSITION_SIDE_LONG,
+                                                                  quantity="0.001", leverage=5), timeout=5)  # fmt: skip
+            except grpc.aio.AioRpcError as exc:
+                code, details = exc.code(), exc.details()
+            assert code == grpc.StatusCode.FAILED_PRECONDITION and "live account" in details
+            code = None
+            try:
+                await stub.Reconcile(va_pb.ReconcileRequest(account="learning"), timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                code, details = exc.code(), exc.details()
+            assert code == grpc.StatusCode.FAILED_PRECONDITION and "no exchange to reconcile" in details
+    finally:
+        await asyncio.to_thread(proc.stop)
+    assert "Traceback" not in proc.log_text()
+
+
+def test_the_service_refuses_live_mode_without_the_opt_in(service_env: dict[str, str], tmp_path) -> None:
+    import subprocess
+    import sys
+
+    env = {**service_env, "AEGIS_MODE": "live", "BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s",
+           "AEGIS_LIVE_CONFIRM": "yes"}  # fmt: skip
+    import os
+
+    done = subprocess.run([sys.executable, "-m", "aegis.virtual_account"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode != 0
+    assert "AEGIS_LIVE_CONFIRM=I_UNDERSTAND_THIS_TRADES_REAL_MONEY" in done.stderr and "refusing" in done.stderr
