@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the Kubernetes deployment; no cluster and no Docker engine needed:
 #   helm lint --strict and helm template for the default values and each skaffold profile's values file, plus
-#     live mode with its confirmation (must render) and without it (must be refused);
+#     live mode with its confirmation (must render) and without it (must be refused), and mutual TLS between the
+#     services (tls.enabled, tls.clientAuth);
 #   kubernetes-validate --strict on every render (schemas ship in the package: offline), Kubernetes $KUBE_VERSION;
 #   checkov on the chart (helm framework, default values) and on the other renders (kubernetes framework): no
 #     failed check, every skip an annotation with its reason in the templates, and a real render (passed > 0);
@@ -106,6 +107,7 @@ for file in "${PROFILE_VALUES[@]}"; do
   names+=("$name"); ARGS[$name]="-f $file"
 done
 names+=(live); ARGS[live]="-f $CHART/values-prod.yaml ${LIVE_ARGS[*]}"
+names+=(tls); ARGS[tls]="--set tls.enabled=true --set tls.secretName=aegis-internal-tls --set tls.clientAuth=true"
 
 step "helm lint --strict and helm template (${names[*]})"
 for name in "${names[@]}"; do

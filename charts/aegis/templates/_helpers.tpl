@@ -128,9 +128,37 @@ the runtime keeps NOT_SERVING while PostgreSQL (at the expected schema version) 
 pod leaves its Service's endpoints but keeps running. Startup and liveness ask for probes.livenessService
 ("liveness", aegis.server.LIVENESS_SERVICE), which the runtime reports SERVING for as long as the process runs,
 whatever its dependencies do: a database outage must never restart every pod. Call with (dict "root" $ "port" N).
+
+With tls.enabled the gRPC port speaks TLS only, which the kubelet's gRPC probe cannot (it has no TLS options):
+the probes then ask the same questions over plain HTTP on the metrics port (gRPC port + metrics.portOffset),
+/healthz for startup and liveness (the process runs) and /readyz for readiness (the overall status is SERVING).
 */}}
 {{- define "aegis.grpcProbes" -}}
 {{- $p := .root.Values.probes -}}
+{{- if .root.Values.tls.enabled }}
+{{- $metricsPort := add .port .root.Values.metrics.portOffset }}
+startupProbe:
+  httpGet:
+    port: {{ $metricsPort }}
+    path: /healthz
+  periodSeconds: {{ $p.startup.periodSeconds }}
+  timeoutSeconds: {{ $p.startup.timeoutSeconds }}
+  failureThreshold: {{ $p.startup.failureThreshold }}
+livenessProbe:
+  httpGet:
+    port: {{ $metricsPort }}
+    path: /healthz
+  periodSeconds: {{ $p.liveness.periodSeconds }}
+  timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
+  failureThreshold: {{ $p.liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    port: {{ $metricsPort }}
+    path: /readyz
+  periodSeconds: {{ $p.readiness.periodSeconds }}
+  timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
+  failureThreshold: {{ $p.readiness.failureThreshold }}
+{{- else }}
 startupProbe:
   grpc:
     port: {{ .port }}
@@ -151,6 +179,7 @@ readinessProbe:
   periodSeconds: {{ $p.readiness.periodSeconds }}
   timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
   failureThreshold: {{ $p.readiness.failureThreshold }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -240,6 +269,60 @@ keys in live mode only. Call with (dict "root" $ "postgres" true|false); the fee
     secretKeyRef:
       name: {{ include "aegis.binanceSecretName" .root }}
       key: {{ $v.binance.apiSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/* ------------------------------------------------------------------------------------------ TLS */}}
+
+{{/*
+Optional TLS on every gRPC port (tls.enabled; docs/security.md, "TLS between services"). The Secret
+tls.secretName (tls.crt, tls.key, ca.crt: what cert-manager writes) is mounted read-only at /etc/aegis/tls in
+every AEGIS container and AEGIS_TLS_* point at it: each server then serves TLS only, each client channel
+(service to service, `aegis status` in the helm test) trusts ca.crt, and with tls.clientAuth presents the same
+certificate (mutual TLS). Call each with the root context.
+*/}}
+{{- define "aegis.tlsDir" -}}/etc/aegis/tls{{- end }}
+
+{{- define "aegis.tlsEnv" -}}
+{{- $t := .Values.tls -}}
+{{- if $t.enabled }}
+- name: AEGIS_TLS_CERT
+  value: {{ printf "%s/%s" (include "aegis.tlsDir" .) $t.certKey | quote }}
+- name: AEGIS_TLS_KEY
+  value: {{ printf "%s/%s" (include "aegis.tlsDir" .) $t.keyKey | quote }}
+- name: AEGIS_TLS_CA
+  value: {{ printf "%s/%s" (include "aegis.tlsDir" .) $t.caKey | quote }}
+- name: AEGIS_TLS_CLIENT_AUTH
+  value: {{ $t.clientAuth | quote }}
+{{- with $t.serverName }}
+- name: AEGIS_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "aegis.tlsVolumeMounts" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "aegis.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Group-readable (0440) for the pod's fsGroup, the AEGIS uid's group; nobody else reads the key. */}}
+{{- define "aegis.tlsVolumes" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.tls.certKey }}
+        path: {{ .Values.tls.certKey }}
+      - key: {{ .Values.tls.keyKey }}
+        path: {{ .Values.tls.keyKey }}
+      - key: {{ .Values.tls.caKey }}
+        path: {{ .Values.tls.caKey }}
 {{- end }}
 {{- end }}
 
@@ -337,6 +420,7 @@ spec:
                 name: {{ include "aegis.componentName" (dict "root" $root "component" "config") }}
           env:
             {{- include "aegis.secretEnv" (dict "root" $root "postgres" true) | trim | nindent 12 }}
+            {{- include "aegis.tlsEnv" $root | nindent 12 }}
           {{- include "aegis.grpcProbes" (dict "root" $root "port" .port) | nindent 10 }}
           resources:
             {{- toYaml .values.resources | nindent 12 }}
@@ -344,8 +428,10 @@ spec:
             {{- include "aegis.securityContext" (dict "uid" $root.Values.uid) | nindent 12 }}
           volumeMounts:
             {{- include "aegis.scratchVolumeMounts" $root | nindent 12 }}
+            {{- include "aegis.tlsVolumeMounts" $root | nindent 12 }}
       volumes:
         {{- include "aegis.scratchVolumes" $root | nindent 8 }}
+        {{- include "aegis.tlsVolumes" $root | nindent 8 }}
       {{- with .values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -424,6 +510,15 @@ spec:
 {{- end }}
 {{- if and $v.migrations.hook.enabled (or $v.postgresql.enabled (not $v.externalDatabase.existingSecret)) }}
 {{- fail "migrations.hook.enabled needs an external database given by externalDatabase.existingSecret: the hook runs before the chart's own PostgreSQL and Secrets exist" }}
+{{- end }}
+{{- if and $v.tls.enabled (not $v.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName: a Secret with tls.crt, tls.key and ca.crt (docs/security.md)" }}
+{{- end }}
+{{- if and $v.tls.enabled (not $v.metrics.enabled) }}
+{{- fail "tls.enabled needs metrics.enabled: the kubelet cannot probe a TLS gRPC port, so the probes use the metrics port's /healthz and /readyz" }}
+{{- end }}
+{{- if and $v.tls.clientAuth (not $v.tls.enabled) }}
+{{- fail "tls.clientAuth needs tls.enabled" }}
 {{- end }}
 {{- if le (int $v.terminationGracePeriodSeconds) (int (ceil $v.config.shutdownGraceSeconds)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.shutdownGraceSeconds (%v), or Kubernetes kills pods mid-drain" $v.terminationGracePeriodSeconds $v.config.shutdownGraceSeconds) }}

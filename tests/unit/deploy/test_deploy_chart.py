@@ -298,3 +298,88 @@ def test_every_aegis_container_environment_loads_as_a_valid_configuration(
         assert settings.redis().startswith(("redis://", "rediss://")), name
         if not name.endswith("/feed"):
             assert settings.dsn().startswith("postgresql://"), name
+
+
+TLS = ["--set", "tls.enabled=true", "--set", "tls.secretName=aegis-internal-tls"]
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mtls"])
+def test_tls_mounts_the_secret_read_only_and_points_every_aegis_container_at_it(
+    mutual: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = render(*TLS, *(["--set", "tls.clientAuth=true"] if mutual else []))
+    data = config_map(objects)
+    checked = 0
+    for name, spec in pod_specs(objects):
+        containers = [c for c in spec["containers"] if c["image"].split(":")[0] == "aegis"]  # not the databases
+        if not containers or name.startswith("Job/"):  # the migration hook makes no gRPC call
+            continue
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        secret = volumes["tls"]["secret"]
+        assert secret["secretName"] == "aegis-internal-tls" and secret["defaultMode"] == 0o440, name
+        assert {i["key"] for i in secret["items"]} == {"tls.crt", "tls.key", "ca.crt"}, name
+        for container in containers:
+            mounts = {m["name"]: m for m in container["volumeMounts"]}
+            assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/aegis/tls", "readOnly": True}, name
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["AEGIS_TLS_CERT"] == "/etc/aegis/tls/tls.crt", name
+            assert env["AEGIS_TLS_KEY"] == "/etc/aegis/tls/tls.key", name
+            assert env["AEGIS_TLS_CA"] == "/etc/aegis/tls/ca.crt", name
+            assert env["AEGIS_TLS_CLIENT_AUTH"] == ("true" if mutual else "false"), name
+            # what the runtime makes of it: a TLS server and TLS clients (mutual: with a client certificate)
+            settings = config.load({**data, **{k: v for k, v in env.items() if v is not None}})
+            obs = settings.observability
+            assert (obs.tls_cert, obs.tls_key, obs.tls_ca) == tuple(
+                env[f"AEGIS_TLS_{k}"] for k in ("CERT", "KEY", "CA")
+            )
+            assert obs.tls_client_auth is mutual, name
+            checked += 1
+    assert checked == 7  # risk, virtual-account, trainer, orchestrator, feed, brain, and the helm test's client
+
+
+def test_tls_probes_use_the_metrics_port_because_the_kubelet_cannot_probe_a_tls_grpc_port() -> None:
+    objects = render(*TLS)
+    data = config_map(objects)
+    offset = int(data["AEGIS_METRICS_PORT_OFFSET"])
+    containers = list(aegis_service_containers(objects))
+    assert len(containers) == 6
+    for name, container in containers:
+        service = container["command"][2].removeprefix("aegis.")
+        metrics_port = int(data[f"AEGIS_{service.upper()}_PORT"]) + offset
+        assert metrics_port in [p["containerPort"] for p in container["ports"] if p["name"].startswith("metrics")]
+        for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            assert "grpc" not in container[probe], (name, probe)
+            assert container[probe]["httpGet"] == {"port": metrics_port, "path": path}, (name, probe)
+
+
+def test_tls_needs_its_secret_and_the_metrics_port_and_is_off_by_default(objects: list[dict]) -> None:
+    no_secret = helm_template("--set", "tls.enabled=true")
+    assert no_secret.returncode != 0 and "tls.secretName" in no_secret.stderr
+    no_metrics = helm_template(*TLS, "--set", "metrics.enabled=false")
+    assert no_metrics.returncode != 0 and "metrics.enabled" in no_metrics.stderr
+    mutual_only = helm_template("--set", "tls.clientAuth=true")
+    assert mutual_only.returncode != 0 and "tls.clientAuth needs tls.enabled" in mutual_only.stderr
+    for name, spec in pod_specs(objects):
+        assert "tls" not in {v["name"] for v in spec.get("volumes", [])}, name
+        for container in spec["containers"]:
+            assert not {e["name"] for e in container.get("env", [])} & {"AEGIS_TLS_CERT", "AEGIS_TLS_CA"}, name
+
+
+def test_every_service_exposes_its_metrics_port_to_prometheus(objects: list[dict]) -> None:
+    data = config_map(objects)
+    offset = int(data["AEGIS_METRICS_PORT_OFFSET"])
+    services = by_kind(objects, "Service")
+    for name, container in aegis_service_containers(objects):
+        service = container["command"][2].removeprefix("aegis.")
+        port = int(data[f"AEGIS_{service.upper()}_PORT"]) + offset
+        (named,) = [p for p in container["ports"] if p["containerPort"] == port]
+        assert named["name"] in ("metrics", f"metrics-{service}"), name
+        workload = name.split("/")[0]
+        ports = {p["name"]: p for p in services[workload]["spec"]["ports"]}
+        assert ports[named["name"]]["port"] == port and ports[named["name"]]["targetPort"] == named["name"], name
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet") and obj["metadata"]["name"] in {
+            n.split("/")[0] for n, _ in aegis_service_containers(objects)
+        }:
+            annotations = obj["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
