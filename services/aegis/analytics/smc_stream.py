@@ -134,16 +134,25 @@ class _Block:
 
 
 class _Pool:
-    __slots__ = ("direction", "high", "levels", "low", "members", "root", "swept")
+    """A liquidity pool: its members are summed (level total, count, newest), so a pool is O(1) memory."""
+
+    __slots__ = ("count", "direction", "high", "last", "level_sum", "low", "root", "swept")
 
     def __init__(self, root: int, direction: int, level: float, band: float) -> None:
         self.root = root
         self.direction = direction
-        self.levels = [level]
-        self.members = [root]
+        self.level_sum = level  # added in member order: the same float as the package's mean of the levels
+        self.count = 1
+        self.last = root
         self.low = level - band
         self.high = level + band
         self.swept = -1
+
+
+DEFAULT_HORIZON = 2000
+"""Bars of history a :class:`StreamingSMC` keeps by default: at least this many, at most twice (it trims every
+``horizon`` bars, see :meth:`StreamingSMC._trim`). The brain's strategy reads 15m zones at most
+``AEGIS_STRATEGY_ZONE_MAX_AGE_BARS`` (96) bars old, far inside it."""
 
 
 class StreamingSMC:
@@ -158,9 +167,12 @@ class StreamingSMC:
         range_percent: float = 0.01,
         liquidity_band: float | None = None,
         float32_levels: bool = False,
+        horizon: int | None = DEFAULT_HORIZON,
     ) -> None:
         if int(swing_length) < 1:
             raise ValidationError("swing_length", f"must be >= 1, got {swing_length}")
+        if horizon is not None and int(horizon) < 4 * int(swing_length):
+            raise ValidationError("horizon", f"must be >= 4 * swing_length = {4 * int(swing_length)}, got {horizon}")
         if liquidity_band is not None and not liquidity_band >= 0:
             raise ValidationError("liquidity_band", f"must be >= 0, got {liquidity_band}")
         self.swing_length = int(swing_length)
@@ -169,6 +181,10 @@ class StreamingSMC:
         self.range_percent = float(range_percent)
         self.liquidity_band = liquidity_band
         self.float32_levels = float32_levels
+        self.horizon = None if horizon is None else int(horizon)
+        self._t = 0  # candles seen
+        self._base = 0  # bar index of the oldest candle the arrays below still hold
+        self._next_trim = -1 if self.horizon is None else 2 * self.horizon
         self._open = array("d")
         self._high = array("d")
         self._low = array("d")
@@ -195,7 +211,7 @@ class StreamingSMC:
     @property
     def bars(self) -> int:
         """Candles seen so far."""
-        return len(self._close)
+        return self._t
 
     @property
     def swings(self) -> tuple[tuple[int, int, float], ...]:
@@ -207,7 +223,10 @@ class StreamingSMC:
         for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
             if not math.isfinite(value):
                 raise ValidationError(name, f"must be finite, got {value}")
-        t = len(self._close)
+        t = self._t
+        self._t = t + 1
+        if t == self._next_trim:
+            self._trim(t)
         self._open.append(open)
         self._high.append(high)
         self._low.append(low)
@@ -225,6 +244,36 @@ class StreamingSMC:
         self._update_pools(t, events)
         return events
 
+    def _trim(self, t: int) -> None:
+        """Forget what lies more than ``horizon`` bars before bar ``t`` (runs every ``horizon`` bars).
+
+        Candles, swings, gaps, order blocks and structures about a candle older than ``t - horizon`` are dropped
+        without an event: they are no longer reported (a gap or an order block beyond the horizon is never
+        mitigated, a swing beyond it never starts a structure, a block or a pool). The newest four swings are always
+        kept: they carry the market structure, however old. Liquidity pools are not trimmed: a pool is O(1) memory
+        (its members are summed) and their number is bounded by the price range over the band width, since a final
+        swing joins the first pool whose band holds it and a swept pool goes once a newer final swing exists.
+        Every event about a candle within the horizon equals the unbounded detector's (``horizon=None``), tested
+        on the real klines, and the memory is tested to stay flat over 100k candles.
+        """
+        assert self.horizon is not None
+        oldest = t - self.horizon
+        drop = oldest - self._base
+        if drop > 0:
+            for values in (self._open, self._high, self._low, self._close, self._volume):
+                del values[:drop]
+            self._base = oldest
+        keep = len(self._swings) - 4
+        while keep > 0 and self._swings[0][0] < oldest:
+            del self._swings[0]
+            keep -= 1
+        self._fvgs = [g for g in self._fvgs if g[0] >= oldest]
+        self._pending = [m for m in self._pending if m.swing >= oldest]
+        self._broken = [m for m in self._broken if m.swing >= oldest]
+        self._blocks = [b for b in self._blocks if b.index >= oldest]
+        self._crossed = {i for i in self._crossed if i >= oldest}
+        self._next_trim = t + self.horizon
+
     # ------------------------------------------------------------------------------------------------ swings
 
     def _update_swings(self, t: int, events: list[SmcEvent]) -> None:
@@ -232,12 +281,14 @@ class StreamingSMC:
         s = t - length
         if s < 2 * length - 1:  # the package's rolling window starts counting at the shifted series' start
             return
-        if self._high[s] == max(self._window_high):
+        high = self._high[-1 - length]  # bar s
+        low = self._low[-1 - length]
+        if high == max(self._window_high):
             kind = 1
-            level = self._high[s]
-        elif self._low[s] == min(self._window_low):
+            level = high
+        elif low == min(self._window_low):
             kind = -1
-            level = self._low[s]
+            level = low
         else:
             return
         swings = self._swings
@@ -256,8 +307,8 @@ class StreamingSMC:
     # --------------------------------------------------------------------------------------------------- FVG
 
     def _update_fvgs(self, t: int, events: list[SmcEvent]) -> None:
-        high = self._high[t]
-        low = self._low[t]
+        high = self._high[-1]
+        low = self._low[-1]
         if self._fvgs:
             still = []
             for gap in self._fvgs:
@@ -270,11 +321,11 @@ class StreamingSMC:
         i = t - 1
         if i < 1:
             return
-        o, c = self._open[i], self._close[i]
-        if c > o and self._high[i - 1] < low:
-            gap = (i, 1, low, self._high[i - 1])
-        elif c < o and self._low[i - 1] > high:
-            gap = (i, -1, self._low[i - 1], high)
+        o, c = self._open[-2], self._close[-2]  # bar i
+        if c > o and self._high[-3] < low:
+            gap = (i, 1, low, self._high[-3])
+        elif c < o and self._low[-3] > high:
+            gap = (i, -1, self._low[-3], high)
         else:
             return
         self._fvgs.append(gap)
@@ -289,6 +340,9 @@ class StreamingSMC:
         (_, h4, l4), (p, h3, l3), (_, h2, l2), (_, h1, l1) = swings[-4:]
         if p == self._last_mark_swing:
             return  # already matched: replacing the newest swing only makes it match harder
+        base = self._base
+        if p < base:
+            return  # a structure on a swing beyond the horizon is not reported
         kind = None
         if (h4, h3, h2, h1) == (-1, 1, -1, 1):
             direction = 1
@@ -310,7 +364,7 @@ class StreamingSMC:
         # look back for a break that already happened (from p+2, as the package does)
         series = self._close if self.close_break else (self._high if direction == 1 else self._low)
         for j in range(p + 2, t):
-            if (direction == 1 and series[j] > probe) or (direction == -1 and series[j] < probe):
+            if (direction == 1 and series[j - base] > probe) or (direction == -1 and series[j - base] < probe):
                 mark.broken = j
                 break
         self._pending.append(mark)
@@ -322,7 +376,9 @@ class StreamingSMC:
         still: list[_Mark] = []
         for mark in self._pending:
             if mark.broken < 0 and mark.swing + 2 <= t:
-                value = self._close[t] if self.close_break else (self._high[t] if mark.direction == 1 else self._low[t])
+                value = (
+                    self._close[-1] if self.close_break else (self._high[-1] if mark.direction == 1 else self._low[-1])
+                )
                 if (mark.direction == 1 and value > mark.probe) or (mark.direction == -1 and value < mark.probe):
                     mark.broken = t
             (newly if mark.broken >= 0 else still).append(mark)
@@ -362,7 +418,7 @@ class StreamingSMC:
     # ------------------------------------------------------------------------------------------ order blocks
 
     def _update_blocks(self, t: int, events: list[SmcEvent]) -> None:
-        o, h, lo, c = self._open[t], self._high[t], self._low[t], self._close[t]
+        o, h, lo, c = self._open[-1], self._high[-1], self._low[-1], self._close[-1]
         if self._blocks:
             still = []
             for block in self._blocks:
@@ -385,39 +441,44 @@ class StreamingSMC:
                     still.append(block)
             self._blocks = still
         last_high = last_low = None
+        base = self._base
         for index, kind, _ in reversed(self._swings[-2:]):
+            if index < base:
+                continue  # beyond the horizon: no block
             if kind == 1 and last_high is None:
                 last_high = index
             elif kind == -1 and last_low is None:
                 last_low = index
-        if last_high is not None and c > self._high[last_high] and last_high not in self._crossed:
+        if last_high is not None and c > self._high[last_high - base] and last_high not in self._crossed:
             self._crossed.add(last_high)
             self._form_block(t, last_high, 1, events)
-        if last_low is not None and c < self._low[last_low] and last_low not in self._crossed:
+        if last_low is not None and c < self._low[last_low - base] and last_low not in self._crossed:
             self._crossed.add(last_low)
             self._form_block(t, last_low, -1, events)
 
     def _form_block(self, t: int, swing: int, direction: int, events: list[SmcEvent]) -> None:
+        base = self._base
+        highs, lows = self._high, self._low
         best = t - 1
         if t - swing > 1:
             best = swing + 1
             if direction == 1:
                 for c in range(swing + 2, t):
-                    if self._low[c] <= self._low[best]:
+                    if lows[c - base] <= lows[best - base]:
                         best = c
             else:
                 for c in range(swing + 2, t):
-                    if self._high[c] >= self._high[best]:
+                    if highs[c - base] >= highs[best - base]:
                         best = c
         if any(b.index == best and b.direction == direction for b in self._blocks):
             return
         vol = self._volume
-        recent = vol[t] + (vol[t - 1] if t >= 1 else 0.0)
-        older = vol[t - 2] if t >= 2 else 0.0
+        recent = vol[-1] + (vol[-2] if t >= 1 else 0.0)
+        older = vol[-3] if t >= 2 else 0.0
         total = recent + older
         bigger = max(recent, older)
         pct = min(recent, older) / bigger * 100.0 if bigger != 0 else 100.0
-        block = _Block(best, direction, self._high[best], self._low[best], total, pct)
+        block = _Block(best, direction, highs[best - base], lows[best - base], total, pct)
         self._blocks.append(block)
         events.append(self._block_event(t, block, "formed"))
 
@@ -434,17 +495,23 @@ class StreamingSMC:
             if pool.direction != direction or (pool.swept >= 0 and index >= pool.swept):
                 continue
             if pool.low <= level <= pool.high:
-                pool.levels.append(level)
-                pool.members.append(index)
-                events.append(self._pool_event(t, pool, "formed" if len(pool.members) == 2 else "grown"))
+                pool.level_sum += level
+                pool.count += 1
+                pool.last = index
+                events.append(self._pool_event(t, pool, "formed" if pool.count == 2 else "grown"))
                 return
+        base = self._base
+        if index < base:
+            return  # a swing beyond the horizon starts no pool
         if self.liquidity_band is not None:
             band = float(self.liquidity_band)
         else:
             band = (self._max_high - self._min_low) * self.range_percent
         pool = _Pool(index, direction, level, band)
         for j in range(index + 1, t + 1):
-            if (direction == 1 and self._high[j] >= pool.high) or (direction == -1 and self._low[j] <= pool.low):
+            if (direction == 1 and self._high[j - base] >= pool.high) or (
+                direction == -1 and self._low[j - base] <= pool.low
+            ):
                 pool.swept = j
                 break
         self._pools.append(pool)
@@ -452,7 +519,7 @@ class StreamingSMC:
     def _update_pools(self, t: int, events: list[SmcEvent]) -> None:
         if not self._pools:
             return
-        h, lo = self._high[t], self._low[t]
+        h, lo = self._high[-1], self._low[-1]
         # a swept pool can still take a final swing older than its sweep; the next final swing is newer than this
         newest_final = self._swings[-2][0] if len(self._swings) >= 2 else -1
         still = []
@@ -460,7 +527,7 @@ class StreamingSMC:
             reached = h >= pool.high if pool.direction == 1 else lo <= pool.low
             if pool.swept < 0 and reached:
                 pool.swept = t
-                if len(pool.members) >= 2:
+                if pool.count >= 2:
                     events.append(self._pool_event(t, pool, "swept"))
             if pool.swept < 0 or pool.swept > newest_final:
                 still.append(pool)
@@ -468,6 +535,7 @@ class StreamingSMC:
 
     @staticmethod
     def _pool_event(t: int, pool: _Pool, action: Literal["formed", "grown", "swept"]) -> LiquidityEvent:
-        level = sum(pool.levels) / len(pool.levels)
         swept = pool.swept if pool.swept >= 0 else None
-        return LiquidityEvent(t, pool.root, pool.direction, level, pool.members[-1], len(pool.members), swept, action)
+        return LiquidityEvent(
+            t, pool.root, pool.direction, pool.level_sum / pool.count, pool.last, pool.count, swept, action
+        )

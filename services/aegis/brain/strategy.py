@@ -40,6 +40,7 @@ import numpy as np
 
 from aegis.analytics.indicators import StreamingIndicators
 from aegis.analytics.smc_stream import (
+    DEFAULT_HORIZON,
     FvgEvent,
     LiquidityEvent,
     OrderBlockEvent,
@@ -259,6 +260,35 @@ class _IndicatorBank:
         return tuple(block.values[local].tolist())
 
 
+class _OpenTimes:
+    """Open time (ms) of each candle a series' SMC detector was given, by bar index; bounded like the detector.
+
+    The newest ``2 * DEFAULT_HORIZON`` are kept. An older bar (only a liquidity pool's first swing can be that
+    old) gets the open time extrapolated from the oldest kept one at one candle width per bar.
+    """
+
+    __slots__ = ("base", "times", "width")
+
+    def __init__(self, width: int) -> None:
+        self.base = 0
+        self.times = array("q")
+        self.width = width
+
+    def append(self, open_ms: int) -> None:
+        self.times.append(open_ms)
+        if len(self.times) > 2 * DEFAULT_HORIZON:
+            del self.times[:DEFAULT_HORIZON]
+            self.base += DEFAULT_HORIZON
+
+    def __getitem__(self, index: int) -> int:
+        if index >= self.base:
+            return self.times[index - self.base]
+        return self.times[0] - (self.base - index) * self.width
+
+    def __len__(self) -> int:
+        return self.base + len(self.times)
+
+
 class _Series:
     """One symbol on one timeframe: recent closed candles, and the SMC detector when the timeframe uses one."""
 
@@ -282,7 +312,7 @@ class _Series:
         self.close_time_ms = -1
         self.close = math.nan
         self.smc = smc
-        self.smc_open_ms = array("q")  # open time of each candle the SMC detector was given, by its bar index
+        self.smc_open_ms = _OpenTimes(self.width)  # open time of each candle the SMC detector was given, by bar
         self.view = view
         """Zones and structure for GetMarketState (kept from the detector's events)."""
 

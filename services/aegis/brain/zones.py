@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from aegis.analytics.smc_stream import (
     FvgEvent,
@@ -29,6 +30,13 @@ from aegis.analytics.smc_stream import (
     StructureEvent,
     SwingEvent,
 )
+
+
+class OpenTimes(Protocol):
+    """Bar index -> candle open time (Unix ms): a list, or the strategy's bounded table."""
+
+    def __getitem__(self, index: int, /) -> int: ...
+
 
 ORDER_BLOCK = "ORDER_BLOCK"
 FAIR_VALUE_GAP = "FAIR_VALUE_GAP"
@@ -91,7 +99,7 @@ class SmcView:
     def _zone_id(self, kind: str, formed_ms: int, direction: int) -> str:
         return f"{self.prefix}:{kind}:{formed_ms}:{'bull' if direction > 0 else 'bear'}"
 
-    def apply(self, events: Sequence[SmcEvent], open_ms: Sequence[int]) -> None:
+    def apply(self, events: Sequence[SmcEvent], open_ms: OpenTimes) -> None:
         """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``."""
         for e in events:
             if isinstance(e, FvgEvent):
@@ -142,7 +150,7 @@ class SmcView:
         strength: float,
         action: str,
         bar: int,
-        open_ms: Sequence[int],
+        open_ms: OpenTimes,
     ) -> None:
         key = (kind, index, direction)
         if action == "formed":

@@ -91,7 +91,9 @@ def check_against_batch(
     """Assert every documented relation; return how many rows each concept produced (to see it was exercised)."""
     n = len(ohlc)
     band = (ohlc["high"].max() - ohlc["low"].min()) * range_percent
-    detector = StreamingSMC(swing_length, close_break=close_break, liquidity_band=band, float32_levels=True)
+    detector = StreamingSMC(
+        swing_length, close_break=close_break, liquidity_band=band, float32_levels=True, horizon=None
+    )  # the whole history: the batch functions have no horizon
     events, seen = run(ohlc, detector, checkpoints)
     # swings: after bar T, the batch swings of the prefix 0..T without the synthetic edge marks ...
     for t in sorted(checkpoints):
@@ -179,8 +181,10 @@ def test_no_look_ahead_on_random_prefixes_of_real_candles(shared_data: Path) -> 
             long_events = [e for row in rows[: prefix + extra] for e in long.update(*row)]
             assert short_events == [e for e in long_events if e.bar < prefix]
             assert all(e.bar < prefix for e in short_events)
-            # every swing but the newest is final: appending bars never changes it
-            assert long.swings[: len(short.swings) - 1] == short.swings[:-1]
+            # every swing but the newest is final: appending bars never changes it (the longer run may have
+            # trimmed more of the oldest ones beyond its horizon)
+            final = [s for s in short.swings[:-1] if s[0] >= long.swings[0][0]]
+            assert long.swings[: len(final)] == tuple(final) and len(final) > 10
 
 
 def test_the_batch_functions_do_look_ahead(shared_data: Path) -> None:
@@ -221,3 +225,62 @@ def test_update_rejects_corrupt_candles() -> None:
     detector = StreamingSMC(3)
     with pytest.raises(ValidationError, match="close"):
         detector.update(1.0, 2.0, 0.5, float("nan"), 1.0)
+
+
+def sizes(detector: StreamingSMC) -> dict[str, int]:
+    d = detector
+    return {
+        "candles": len(d._close), "swings": len(d._swings), "gaps": len(d._fvgs), "blocks": len(d._blocks),
+        "pools": len(d._pools), "pending": len(d._pending), "broken": len(d._broken), "crossed": len(d._crossed),
+    }  # fmt: skip
+
+
+def test_memory_stays_bounded_over_100k_candles() -> None:
+    rng = np.random.default_rng(1)
+    n = 100_000
+    close = 100 * np.exp(np.cumsum(rng.standard_t(3, n) * 0.001))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.0005, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.0005, n)))
+    volume = rng.uniform(1, 10, n)
+    horizon = 1000
+    detector = StreamingSMC(3, horizon=horizon)
+    seen: list[dict[str, int]] = []
+    for i in range(n):
+        detector.update(open_[i], high[i], low[i], close[i], volume[i])
+        if i % 10_000 == 9_999:
+            seen.append(sizes(detector))
+    assert detector.bars == n
+    for got in seen:
+        assert got["candles"] <= 2 * horizon
+        for name in ("swings", "gaps", "blocks", "pending", "broken", "crossed"):
+            assert got[name] <= horizon, (name, got)
+        assert got["pools"] <= 2 / 0.01  # the band (1% of the range) bounds them, not the horizon
+    # flat, not growing: the second half holds no more than the first
+    first, second = seen[: len(seen) // 2], seen[len(seen) // 2 :]
+    for name in ("swings", "gaps", "blocks", "pools", "crossed"):
+        assert max(s[name] for s in second) <= 1.5 * max(max(s[name] for s in first), 10), name
+    unbounded = StreamingSMC(3, horizon=None)
+    for i in range(20_000):
+        unbounded.update(open_[i], high[i], low[i], close[i], volume[i])
+    assert len(unbounded._close) == 20_000 and len(unbounded._swings) > 2 * sizes(detector)["swings"]
+
+
+@pytest.mark.parametrize("swing_length, horizon", [(3, 2000), (5, 500), (10, 200)])
+def test_the_horizon_changes_no_event_about_a_candle_within_it(
+    real: pd.DataFrame, swing_length: int, horizon: int
+) -> None:
+    """On the real 10-day klines (14,400 candles, many trims): bounded == unbounded, except events beyond it."""
+    bounded, unbounded = StreamingSMC(swing_length, horizon=horizon), StreamingSMC(swing_length, horizon=None)
+    dropped = kept = 0
+    for row in real.itertuples(index=False):
+        mine = bounded.update(*row)
+        full = unbounded.update(*row)
+        assert mine == [e for e in full if e in mine]  # nothing new, same order
+        for e in full:
+            if e in mine:
+                kept += 1
+            else:
+                assert e.bar - e.index > horizon, e  # only what lies beyond the horizon is left out
+                dropped += 1
+    assert kept > 1000 and len(bounded._close) <= 2 * horizon
