@@ -25,9 +25,12 @@ What each difference gets in the database:
 * a position without an open stop order on the exchange (MISSING_PROTECTIVE_ORDER): nothing, NEEDS_REVIEW
   (reconciliation never places or cancels orders).
 
-What it corrected is marked in ``exchange_sync_marks`` with the exchange time it is right up to (the position's
-``updateTime``, or the time the exchange was read), so a fill of the stream that the correction already counts is
-not applied again (aegis.virtual_account.live).
+What it corrected is marked in ``exchange_sync_marks`` with the exchange time it is right up to: the position's
+``updateTime`` (positionRisk), or the wallet's (the account asset's ``updateTime``, which every fill moves) for a
+position that is gone and for the wallet; the client's estimate of the exchange clock only when the exchange gave
+no time. A fill of the stream at or before its mark is already counted by the correction and is not applied again
+(aegis.virtual_account.live). Exchange times, not this host's clock: a fill read in the snapshot is never later
+than the change it caused, and one that was not is.
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ class ExchangeView:
     orders: tuple[Order, ...]
     algo_orders: tuple[AlgoOrder, ...]
     wallet: Decimal
+    wallet_time_ms: int = 0
+    """The exchange's time of the wallet's last change (0: not told)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +234,8 @@ class Reconciler:
         )
         asset = account.asset(self.mirror.asset)
         wallet = asset.wallet_balance if asset is not None else account.total_wallet_balance
-        return ExchangeView(read_ms, tuple(positions), tuple(orders), tuple(algos), wallet)
+        wallet_ms = asset.update_time if asset is not None else 0
+        return ExchangeView(read_ms, tuple(positions), tuple(orders), tuple(algos), wallet, wallet_ms)
 
     async def run(self, *, dry_run: bool) -> Report:
         """Compare the exchange with the database; repair the database unless ``dry_run``; report every item."""
@@ -263,7 +269,9 @@ class Reconciler:
     async def _repair(self, conn, a, x: Difference, ex: ExchangeView, db: DatabaseView) -> Difference:
         m = self.mirror
         e = next((p for p in ex.positions if p.symbol == x.symbol and p.position_amt), None)
-        mark = max(ex.read_ms, e.update_time if e is not None else 0)
+        # marks are exchange times: everything up to the position's (or the wallet's) last change is in what was read
+        wallet_mark = ex.wallet_time_ms or ex.read_ms
+        mark = (e.update_time or ex.read_ms) if e is not None else wallet_mark
         now = utc(ex.read_ms)
         if x.kind is Kind.MISSING_ON_EXCHANGE:
             p = db.positions[x.symbol]
@@ -330,7 +338,7 @@ class Reconciler:
             return _detail(x, f"{x.detail}: {status}", exchange_value=status)
         if x.kind is Kind.BALANCE_MISMATCH:
             a.post("adjustment", ex.wallet - a.wallet, None, "reconciliation: wallet set to the exchange's", now)
-            await set_mark(conn, m.account, "wallet", ex.read_ms)
+            await set_mark(conn, m.account, "wallet", wallet_mark)
             return x
         return x
 

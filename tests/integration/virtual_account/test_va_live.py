@@ -357,3 +357,37 @@ def test_the_service_refuses_live_mode_without_the_opt_in(service_env: dict[str,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode != 0
     assert "AEGIS_LIVE_CONFIRM=I_UNDERSTAND_THIS_TRADES_REAL_MONEY" in done.stderr and "refusing" in done.stderr
+
+
+async def test_a_fill_that_reconciliation_already_counted_is_recorded_but_not_applied_again(
+    sim: Simulator, db: Database
+) -> None:
+    from aegis.exchange.user_stream import Fill, UserStream
+
+    changes: list = []
+    async with client_for(sim) as trader, client_for(sim) as mirror_client, client_for(sim) as listener:
+        await trader.sync_time()
+        await mirror_client.sync_time()
+        await listener.sync_time()
+        mirror = LiveMirror(db, mirror_client, ws_private_url=sim.ws_private_url, reconcile_interval_s=0)
+        await mirror.ensure_account()
+        async with UserStream(listener, sim.ws_private_url, changes.extend, resync=False) as stream:
+            await asyncio.wait_for(stream.connected.wait(), 10)
+            await trader.place_order("BTCUSDT", "SELL", "MARKET", Decimal("0.002"), client_order_id="late-event")
+            await eventually(lambda: _true(any(isinstance(c, Fill) for c in changes)), what="the fill event")
+        # the stream's event is late: reconciliation sees the position (and the commission) first
+        fixed = await mirror.reconciler.run(dry_run=False)
+        assert {x.kind for x in fixed.differences} == {Kind.MISSING_IN_DATABASE, Kind.BALANCE_MISMATCH,
+                                                        Kind.MISSING_PROTECTIVE_ORDER}  # fmt: skip
+        before = await snapshot(db)
+        await mirror.apply(tuple(changes))  # then the event arrives
+        after = await snapshot(db)
+        assert after["positions"] == before["positions"] and after["balance_ledger"] == before["balance_ledger"]
+        async with db.connection() as conn:
+            fills = await conn.fetch("SELECT applied FROM exchange_fills WHERE client_order_id = 'late-event'")
+        assert [f["applied"] for f in fills] == [False] * len(fills) and fills
+        assert mirror.counts["fills_already_synced"] == len(fills)
+        again = await mirror.reconciler.run(dry_run=True)
+        assert {x.kind for x in again.differences} == {Kind.MISSING_PROTECTIVE_ORDER}  # nothing counted twice
+        wallet, ledger, _ = await ledger_identity(db)
+        assert wallet == ledger == sim.account.wallet
