@@ -201,7 +201,7 @@ def test_network_policies_open_exactly_the_grpc_flows_of_the_topology(objects: l
     assert egress == ingress == GRPC_FLOWS
     binance = by_kind(objects, "NetworkPolicy")[f"{RELEASE}-binance"]["spec"]
     components = {e["key"]: e["values"] for e in binance["podSelector"]["matchExpressions"]}
-    assert set(components["app.kubernetes.io/component"]) == {"feed-brain", "risk", "orchestrator"}
+    assert set(components["app.kubernetes.io/component"]) == {"feed-brain", "risk", "virtual-account", "orchestrator"}
     assert binance["egress"][0]["ports"] == [{"port": 443, "protocol": "TCP"}]
 
 
