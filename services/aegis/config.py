@@ -506,7 +506,7 @@ class StrategySettings:
 
     trigger_timeframe: str = setting(
         "AEGIS_STRATEGY_TRIGGER_TIMEFRAME",
-        "5m",
+        "1m",
         choice("1m", "5m"),
         "Timeframe of the entry trigger (liquidity sweep, then CHOCH): 1m or 5m.",
     )
@@ -529,7 +529,10 @@ class StrategySettings:
         "Trigger candles a CHOCH may come after its liquidity sweep.",
     )
     require_zone: bool = setting(
-        "AEGIS_STRATEGY_REQUIRE_ZONE", True, boolean, "Only sweeps into a 15m order block or fair value gap count."
+        "AEGIS_STRATEGY_REQUIRE_ZONE",
+        False,
+        boolean,
+        "Only sweeps into a 15m order block or fair value gap count (false: the zone adds to the confluence score).",
     )
     zone_max_age_bars: int = setting(
         "AEGIS_STRATEGY_ZONE_MAX_AGE_BARS", 96, bounded_int(1, 10_000), "15m candles a zone stays usable after forming."

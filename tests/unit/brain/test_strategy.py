@@ -32,6 +32,12 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEFAULT = StrategySettings()
 # Looser rules (1m trigger, no zone needed, no cooldown) make many more setups: more of the code runs per test.
 LOOSE = dataclasses.replace(DEFAULT, trigger_timeframe="1m", require_zone=False, cooldown_s=0.0)
+# Stricter rules (5m trigger into a required 15m zone): the zone path, and a few signals in ten days.
+STRICT = dataclasses.replace(DEFAULT, trigger_timeframe="5m", require_zone=True)
+DAYS = 10  # the real klines: 2025-06, 14,400 1m candles per symbol
+DEFAULT_SIGNALS_PER_SYMBOL_PER_DAY = (2.0, 8.0)
+"""What the default rules should give on the real klines (docs/strategy.md, Defaults): several a day per symbol,
+enough for the learning loop, few enough to mean something (at most one an hour per symbol by the cooldown)."""
 
 
 def kline_records(shared_data: Path, symbol: str, symbol_id: int = 0) -> list[tuple[int, bytes]]:
@@ -110,23 +116,41 @@ def loose_runs(events: dict[str, list[CandleClosed]]) -> dict[str, tuple[Strateg
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)
-def test_the_real_klines_give_signals_with_complete_finite_feature_vectors(
-    symbol: str, events: dict[str, list[CandleClosed]], default_runs: dict[str, tuple[Strategy, list[Signal]]]
+def test_the_default_rules_give_several_signals_a_day_on_the_real_klines(
+    symbol: str, default_runs: dict[str, tuple[Strategy, list[Signal]]]
 ) -> None:
     strategy, signals = default_runs[symbol]
+    low, high = DEFAULT_SIGNALS_PER_SYMBOL_PER_DAY
+    assert low * DAYS <= len(signals) <= high * DAYS, strategy.stats()
+    assert {s.side for s in signals} == {"LONG", "SHORT"}
+    # the rules still filter: most sweeps and most completed triggers give nothing
+    counts = strategy.counts
+    assert counts["sweeps"] > 5 * len(signals) and counts["triggers"] > 2 * len(signals)
+
+
+@pytest.mark.parametrize("settings", [DEFAULT, STRICT], ids=["default", "strict"])
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_the_real_klines_give_signals_with_complete_finite_feature_vectors(
+    symbol: str, settings: StrategySettings, events: dict[str, list[CandleClosed]],
+    default_runs: dict[str, tuple[Strategy, list[Signal]]],
+) -> None:  # fmt: skip
+    strategy, signals = default_runs[symbol] if settings is DEFAULT else run(events[symbol], settings)
     assert len(signals) >= 2, strategy.stats()
-    trigger_closes = {e.candle.open_time_ms: e.candle.close for e in events[symbol] if e.candle.timeframe == "5m"}
+    tf = settings.trigger_timeframe
+    width = {"1m": MIN, "5m": 5 * MIN}[tf]
+    trigger_closes = {e.candle.open_time_ms: e.candle.close for e in events[symbol] if e.candle.timeframe == tf}
     for s in signals:
-        assert s.symbol == symbol and s.timeframe == "5m" and s.side in ("LONG", "SHORT")
+        assert s.symbol == symbol and s.timeframe == tf and s.side in ("LONG", "SHORT")
         assert s.feature_schema_version == feat.FEATURE_SCHEMA_VERSION == 1
         assert len(s.features) == len(feat.FEATURE_NAMES) == len(s.feature_names)
         assert all(math.isfinite(v) for v in s.features)
         assert s.candle_open_time_ms is not None and float(s.entry_price) == trigger_closes[s.candle_open_time_ms]
-        assert s.created_time_ns == (s.candle_open_time_ms + 5 * MIN) * 1_000_000  # market time, no wall clock
+        assert s.created_time_ns == (s.candle_open_time_ms + width) * 1_000_000  # market time, no wall clock
         assert s.model_version == RULES_MODEL_VERSION
-        assert s.signal_id == signal_id_for(symbol, "5m", s.candle_open_time_ms, s.side)
+        assert s.signal_id == signal_id_for(symbol, tf, s.candle_open_time_ms, s.side)
         assert s.reasons[0] in ("SWEEP_SSL", "SWEEP_BSL") and ("CHOCH_UP" in s.reasons) == (s.side == "LONG")
-        assert any(r.endswith(("_OB", "_FVG")) for r in s.reasons)  # require_zone
+        if settings.require_zone:
+            assert any(r.endswith(("_OB", "_FVG")) for r in s.reasons)
         assert s.features[feat.FEATURE_INDEX["side"]] == (1.0 if s.side == "LONG" else -1.0)
         # the feature vector holds the plan that was decided
         assert s.features[feat.FEATURE_INDEX["sl_pct"]] == s.sl_pct
