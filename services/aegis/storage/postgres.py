@@ -24,6 +24,11 @@ _CONNECTION_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.InternalClientError,  # a connection lost while PostgreSQL shuts down
+    # a query in flight when PostgreSQL stops or crashes ends with the server's FATAL 57P01/57P02 (or 57P05 when
+    # it closes an idle session): the server went away, so the call may be retried like any lost connection
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.IdleSessionTimeoutError,
 )
 
 
