@@ -455,9 +455,10 @@ class LiveMirror:
         if not (fills or orders or balances):
             return
         known = {c.order_id: c for c in orders if isinstance(c, OrderUpdate)}
-        leverage: dict[str, int] = {}
-        if fills:
-            leverage = await self._leverage_for(f.symbol for f in fills)
+        # a fill that may open a position needs the symbol's leverage (positionRisk); a reduce-only one does not
+        reducing = {o.order_id for o in known.values() if o.reduce_only or o.close_position}
+        opening = {f.symbol for f in fills if f.order_id not in reducing}
+        leverage = await self._leverage_for(opening) if opening else {}
         async with self.lock, self.db.connection() as conn, conn.transaction():
             a = await lock_account(conn, self.account)
             if a is None:
