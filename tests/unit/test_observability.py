@@ -281,3 +281,33 @@ def test_a_failing_collector_costs_its_metrics_not_the_scrape() -> None:
     registry.register(observability.as_collector(broken))
     Gauge("still_here", "x", registry=registry).set(1)
     assert sample(generate_latest(registry).decode(), "still_here") == 1
+
+
+async def test_a_trace_follows_an_order_to_another_task_only_through_capture_context() -> None:
+    """The brain's orders go through the event bus to worker tasks: the context must travel with the order."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    observability.configure_tracing("brain", settings())
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
+    orders: asyncio.Queue[object] = asyncio.Queue()
+
+    async def order_worker() -> None:  # started before the signal: its own (empty) context
+        for name in ("carried", "not carried"):
+            trace_context = await orders.get()
+            with observability.attached(trace_context), observability.span(f"aegis.order {name}"):
+                await asyncio.sleep(0)
+
+    worker = asyncio.create_task(order_worker())
+    with observability.span("aegis.signal", signal_id="s-1", side="LONG", accounts=["learning", "paper"]) as root:
+        await orders.put(observability.capture_context())
+        await orders.put(None)  # None: the worker's own context
+        await worker
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    signal, carried, alone = spans["aegis.signal"], spans["aegis.order carried"], spans["aegis.order not carried"]
+    assert carried.parent is not None and carried.parent.span_id == root.get_span_context().span_id
+    assert carried.context.trace_id == signal.context.trace_id
+    assert alone.parent is None and alone.context.trace_id != signal.context.trace_id
+    assert signal.attributes["accounts"] == ("learning", "paper") and signal.attributes["side"] == "LONG"
