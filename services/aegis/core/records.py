@@ -41,7 +41,10 @@ Prices and quantities are float64 here: these records feed analytics. Money in o
 ``Decimal`` elsewhere; convert at that boundary, never the other way round.
 
 The ``pack_*`` builders return the record as ``bytes`` (with ``seq`` = 0), ready for
-``RingWriter.write_bytes``; they cost one ``struct.pack`` call, which is what a per-message feed can afford.
+``RingWriter.write_bytes``; they cost one ``struct.pack`` call. The feed's hot path skips the ``bytes``: the
+``*_FIELDS`` structs describe each kind's record after its ``seq`` word, with pad bytes for the fields the kind
+leaves zero, and ``RingWriter.packed_writer(BOOK_TICKER_FIELDS)`` returns a function that packs those values
+straight into the ring slot.
 """
 
 from __future__ import annotations
@@ -179,6 +182,40 @@ KIND_FIELDS: Final[dict[int, type]] = {
 _RECORD = struct.Struct("<QBBHBBHqq7d5q")
 assert _RECORD.size == MARKET_RECORD.itemsize
 
+# Per kind, the record after its seq word as one struct whose pad bytes (``x``, packed as zeros) stand for the
+# fields the kind leaves zero, so a record is packed from only the values it carries. Every one starts with
+# kind, flags, symbol_id, event_time_ms, recv_time_ns; then the kind's values in the order given.
+TRADE_FIELDS: Final = struct.Struct("<BBH4xqq2d40x4q8x")
+"""TRADE after ``seq``: kind, flags, symbol_id, event_time_ms, recv_time_ns, price, qty, agg_trade_id,
+first_trade_id, last_trade_id, trade_time_ms (``RingWriter.packed_writer(TRADE_FIELDS)`` publishes it)."""
+BOOK_TICKER_FIELDS: Final = struct.Struct("<BBH4xqq4d24x2q24x")
+"""BOOK_TICKER after ``seq``: kind, flags, symbol_id, event_time_ms, recv_time_ns, bid_price, bid_qty,
+ask_price, ask_qty, update_id, transaction_time_ms."""
+MARK_PRICE_FIELDS: Final = struct.Struct("<BBH4xqqd8x3d16xq32x")
+"""MARK_PRICE after ``seq``: kind, flags, symbol_id, event_time_ms, recv_time_ns, mark_price, index_price,
+estimated_settle_price, funding_rate, next_funding_time_ms."""
+KLINE_FIELDS: Final = struct.Struct("<BBH4xqq7d4q8x")
+"""KLINE after ``seq``: kind, flags, symbol_id, event_time_ms, recv_time_ns, close, base_volume, open, high,
+low, quote_volume, taker_buy_base_volume, start_time_ms, close_time_ms, number_of_trades, interval_ms."""
+LIQUIDATION_FIELDS: Final = struct.Struct("<BBHBB2xqq5d16xq32x")
+"""LIQUIDATION after ``seq``: kind, flags, symbol_id, order type code, order status code, event_time_ms,
+recv_time_ns, price, qty, avg_price, filled_qty, last_filled_qty, trade_time_ms."""
+
+for _fields in (TRADE_FIELDS, BOOK_TICKER_FIELDS, MARK_PRICE_FIELDS, KLINE_FIELDS, LIQUIDATION_FIELDS):
+    assert _fields.size == MARKET_RECORD.itemsize - 8, _fields.format
+
+
+def whole_record(fields: struct.Struct) -> struct.Struct:
+    """Return the struct of a whole record (``seq`` = 0 first) for one of the ``*_FIELDS`` structs."""
+    return struct.Struct("<8x" + fields.format.lstrip("<"))
+
+
+_TRADE = whole_record(TRADE_FIELDS).pack
+_BOOK_TICKER = whole_record(BOOK_TICKER_FIELDS).pack
+_MARK_PRICE = whole_record(MARK_PRICE_FIELDS).pack
+_KLINE = whole_record(KLINE_FIELDS).pack
+_LIQUIDATION = whole_record(LIQUIDATION_FIELDS).pack
+
 
 def pack_trade(
     symbol_id: int,
@@ -196,10 +233,9 @@ def pack_trade(
     """Return an aggTrade as ``MARKET_RECORD`` bytes."""
     if buyer_is_maker:
         flags |= FLAG_BUYER_IS_MAKER
-    return _RECORD.pack(
-        0, TRADE, flags, symbol_id, 0, 0, 0, event_time_ms, recv_time_ns,
-        price, qty, 0.0, 0.0, 0.0, 0.0, 0.0,
-        agg_trade_id, first_trade_id, last_trade_id, trade_time_ms, 0,
+    return _TRADE(
+        TRADE, flags, symbol_id, event_time_ms, recv_time_ns,
+        price, qty, agg_trade_id, first_trade_id, last_trade_id, trade_time_ms,
     )  # fmt: skip
 
 
@@ -216,10 +252,9 @@ def pack_book_ticker(
     flags: int = 0,
 ) -> bytes:
     """Return a bookTicker as ``MARKET_RECORD`` bytes."""
-    return _RECORD.pack(
-        0, BOOK_TICKER, flags, symbol_id, 0, 0, 0, event_time_ms, recv_time_ns,
-        bid_price, bid_qty, ask_price, ask_qty, 0.0, 0.0, 0.0,
-        update_id, transaction_time_ms, 0, 0, 0,
+    return _BOOK_TICKER(
+        BOOK_TICKER, flags, symbol_id, event_time_ms, recv_time_ns,
+        bid_price, bid_qty, ask_price, ask_qty, update_id, transaction_time_ms,
     )  # fmt: skip
 
 
@@ -235,10 +270,9 @@ def pack_mark_price(
     flags: int = 0,
 ) -> bytes:
     """Return a markPrice update as ``MARKET_RECORD`` bytes."""
-    return _RECORD.pack(
-        0, MARK_PRICE, flags, symbol_id, 0, 0, 0, event_time_ms, recv_time_ns,
-        mark_price, 0.0, index_price, estimated_settle_price, funding_rate, 0.0, 0.0,
-        next_funding_time_ms, 0, 0, 0, 0,
+    return _MARK_PRICE(
+        MARK_PRICE, flags, symbol_id, event_time_ms, recv_time_ns,
+        mark_price, index_price, estimated_settle_price, funding_rate, next_funding_time_ms,
     )  # fmt: skip
 
 
@@ -263,10 +297,10 @@ def pack_kline(
     """Return a kline update as ``MARKET_RECORD`` bytes."""
     if closed:
         flags |= FLAG_KLINE_CLOSED
-    return _RECORD.pack(
-        0, KLINE, flags, symbol_id, 0, 0, 0, event_time_ms, recv_time_ns,
+    return _KLINE(
+        KLINE, flags, symbol_id, event_time_ms, recv_time_ns,
         close, base_volume, open, high, low, quote_volume, taker_buy_base_volume,
-        start_time_ms, close_time_ms, number_of_trades, interval_ms, 0,
+        start_time_ms, close_time_ms, number_of_trades, interval_ms,
     )  # fmt: skip
 
 
@@ -290,12 +324,10 @@ def pack_liquidation(
         flags |= FLAG_SELL
     elif side != "BUY":
         raise ValueError(f"liquidation side must be BUY or SELL, not {side!r}")
-    return _RECORD.pack(
-        0, LIQUIDATION, flags, symbol_id,
-        ORDER_TYPE_CODES[order_type], ORDER_STATUS_CODES[order_status], 0,
+    return _LIQUIDATION(
+        LIQUIDATION, flags, symbol_id, ORDER_TYPE_CODES[order_type], ORDER_STATUS_CODES[order_status],
         event_time_ms, recv_time_ns,
-        price, qty, avg_price, filled_qty, last_filled_qty, 0.0, 0.0,
-        trade_time_ms, 0, 0, 0, 0,
+        price, qty, avg_price, filled_qty, last_filled_qty, trade_time_ms,
     )  # fmt: skip
 
 

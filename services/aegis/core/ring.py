@@ -14,8 +14,11 @@ The full layout and protocol, with byte offsets, are in ``docs/ring.md``. In sho
 * Sequences start at 1 and never restart while the file exists: a restarted writer continues from the
   published sequence and bumps the epoch. Slot ``seq & (capacity - 1)`` holds record ``seq``.
 * Write order per record: the slot's ``seq`` word := BUSY, payload, ``seq`` word := seq, then the header's
-  published sequence and heartbeat. Without the BUSY store, a reader copying a slot the writer is overwriting
-  could re-read the *old* seq after copying half of the *new* payload and accept a torn record.
+  published sequence. The heartbeat is refreshed by every compiled write, by every 64th record written from
+  Python (saving a clock read on the other 63) and by ``heartbeat()``, which a writer calls on a timer (the
+  feed: every second), so its age stays bounded when the stream is slow or idle. Without the BUSY store, a
+  reader copying a slot the writer is overwriting could re-read the *old* seq after copying half of the *new*
+  payload and accept a torn record.
 * Read validation per record: the slot's seq must equal the expected sequence before the copy and again after
   it (a seqlock). A mismatch after the copy means the writer lapped the reader mid-copy (a torn read).
 * The writer never blocks and never waits for readers. A reader more than ``capacity`` behind counts the
@@ -42,9 +45,12 @@ import fcntl
 import hashlib
 import mmap
 import os
+import re
+import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from numba import njit, types
@@ -129,6 +135,8 @@ _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14+; Py
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 _BUSY: Final = 0xFFFF_FFFF_FFFF_FFFF  # slot seq while the writer is storing its payload
+_HEARTBEAT_MASK: Final = 63  # the Python per-record writes refresh the heartbeat on every 64th sequence
+_monotonic_ns_py = time.monotonic_ns
 
 Start = Literal["oldest", "next"]
 OnOverrun = Literal["oldest", "newest"]
@@ -520,10 +528,13 @@ class RingWriter:
         m = self._map
         self._words = m.words
         self._buffer = m.buffer
+        self._mm = m.mm
         self._mask = self.capacity - 1
         self._slot_size = self.dtype.itemsize
+        self._payload_size = self.dtype.itemsize - 8
         self._slot_words = m.slot_words
         self._slot_word0 = m.header_size // 8
+        self._slot_base = m.header_size
         self._next_seq = int(m.words[_W_PUBLISHED]) + 1
         self._timespec = np.zeros(2, dtype=np.int64)
         self._symbols: dict[str, int] = {}
@@ -536,7 +547,7 @@ class RingWriter:
         if self._lock_fd < 0:
             return
         self.heartbeat()
-        del self._words, self._buffer
+        del self._words, self._buffer, self._mm
         self._map.close()
         os.close(self._lock_fd)
         self._lock_fd = -1
@@ -569,26 +580,62 @@ class RingWriter:
     def write_bytes(self, record: bytes | bytearray | memoryview) -> int:
         """Publish one record given as ``itemsize`` bytes (``seq`` bytes ignored); return its sequence.
 
-        This is the per-record Python fast path: five stores into the mapping and no numpy object.
+        The per-record Python path for records that already exist as bytes: three word stores and one slice
+        copy into the mapping, no numpy object. Records built from fields go faster through
+        :meth:`packed_writer`, which skips the intermediate ``bytes``.
         """
         seq = self._next_seq
-        word = self._slot_word0 + (seq & self._mask) * self._slot_words
+        offset = self._slot_base + (seq & self._mask) * self._slot_size
+        word = offset >> 3
         words = self._words
         words[word] = _BUSY
-        offset = word << 3
         try:
-            self._buffer[offset + 8 : offset + self._slot_size] = record[8:]
-        except (ValueError, TypeError):
+            self._mm[offset + 8 : offset + self._slot_size] = record[8:]
+        except (ValueError, TypeError, IndexError):
             # The size check runs before any byte is copied, so the slot still holds its previous record.
             words[word] = seq - self.capacity if seq > self.capacity else 0
             raise ValueError(
-                f"a record for this ring is {self._slot_size} bytes, got {len(record)} ({type(record).__name__})"
+                f"a record for this ring is {self._slot_size} bytes, got {_length(record)} ({type(record).__name__})"
             ) from None
         words[word] = seq  # after the payload: x86 keeps store order, and each store is its own C call
         words[_W_PUBLISHED] = seq
-        words[_W_HEARTBEAT] = time.monotonic_ns()
         self._next_seq = seq + 1
+        if not seq & _HEARTBEAT_MASK:
+            words[_W_HEARTBEAT] = _monotonic_ns_py()
         return seq
+
+    def packed_writer(self, packer: struct.Struct) -> Callable[..., int]:
+        """Return ``write(*values) -> seq``: publish one record packed by ``packer`` straight into its slot.
+
+        ``packer`` describes the record *after* its ``seq`` word (``packer.size == itemsize - 8``; pad bytes
+        ``x`` are written as zeros), so the record never exists as a Python ``bytes``: the returned function
+        stores BUSY, makes one ``packer.pack_into`` into the mapping, then stores the seq and publishes, like
+        :meth:`write_bytes`. It is the per-record fast path of the feed (``records.*_FIELDS``) and shares the
+        sequence with every other write method of this writer.
+
+        The function is generated with one named parameter per packed value (as ``collections.namedtuple``
+        generates its ``__new__``): forwarding ``*values`` through a Python call costs more than the pack
+        itself. A value ``packer`` refuses raises ``struct.error`` and may leave the slot partly written, so
+        the slot then stays BUSY: no reader returns it, and the next write reuses the sequence.
+        """
+        if packer.size != self._payload_size:
+            raise ValueError(
+                f"packer {packer.format!r} packs {packer.size} bytes; records of this ring have "
+                f"{self._payload_size} bytes after the seq word"
+            )
+        params = ", ".join(f"v{i}" for i in range(_struct_items(packer.format)))
+        namespace: dict[str, Any] = {}
+        exec(_PACKED_WRITER_SOURCE.format(params=params), namespace)
+        return namespace["make"](  # type: ignore[no-any-return]
+            self,
+            self._words,
+            self._mm,
+            packer.pack_into,
+            self._mask,
+            self._slot_size,
+            self._slot_base,
+            _monotonic_ns_py,
+        )
 
     def write(self, record: np.void | np.ndarray | bytes | bytearray | memoryview) -> int:
         """Publish one record (``np.void`` of the ring dtype, 1-element array, or bytes); return its seq."""
@@ -686,6 +733,43 @@ def _mark_retired(path: Path) -> None:
         os.close(fd)
 
 
+_PACKED_WRITER_SOURCE = f"""
+def make(writer, words, mm, pack_into, mask, slot_size, slot_base, clock):
+    def write({{params}}):
+        seq = writer._next_seq
+        offset = slot_base + (seq & mask) * slot_size
+        word = offset >> 3
+        words[word] = {_BUSY}
+        pack_into(mm, offset + 8, {{params}})
+        words[word] = seq
+        words[{_W_PUBLISHED}] = seq
+        writer._next_seq = seq + 1
+        if not seq & {_HEARTBEAT_MASK}:
+            words[{_W_HEARTBEAT}] = clock()
+        return seq
+    return write
+"""
+_FORMAT_ITEM = re.compile(r"\s*(\d*)\s*([xcbB?hHiIlLqQnNefdspP])")
+
+
+def _struct_items(fmt: str) -> int:
+    """How many values a ``struct`` format packs (``x`` none, ``Ns``/``Np`` one, any other code N)."""
+    count = 0
+    for repeat, code in _FORMAT_ITEM.findall(fmt.lstrip("@=<>!")):
+        if code in "sp":
+            count += 1
+        elif code != "x":
+            count += int(repeat or 1)
+    return count
+
+
+def _length(record: object) -> int | str:
+    try:
+        return len(record)  # type: ignore[arg-type]
+    except TypeError:
+        return "?"
+
+
 def _symbol_name(mm: mmap.mmap, symbol_id: int) -> str:
     offset = CONTROL_PAGE + symbol_id * SYMBOL_NAME_SIZE
     return mm[offset : offset + SYMBOL_NAME_SIZE].rstrip(b"\0").decode("ascii")
@@ -721,7 +805,6 @@ class RingReader:
         if on_overrun not in ("oldest", "newest"):
             raise ValueError(f"on_overrun must be 'oldest' or 'newest', not {on_overrun!r}")
         self._on_overrun = on_overrun
-        self.records_read = 0
         self.records_lost = 0
         self.overruns = 0
         self.torn_reads = 0
@@ -740,6 +823,7 @@ class RingReader:
             self._cursor = max(1, published - self.capacity + 1)
         else:
             raise ValueError(f"start must be 'oldest' or 'next', not {start!r}")
+        self._read_base = self._cursor  # records_read = cursor - _read_base: no counter to bump per record
 
     def _bind(self) -> None:
         m = self._map
@@ -750,6 +834,7 @@ class RingReader:
         self._slot_size = m.slot_size
         self._slot_words = m.slot_words
         self._slot_word0 = m.header_size // 8
+        self._slot_base = m.header_size
         self._epoch = int(m.words[_W_EPOCH])
         self._symbols: dict[int, str] = {}
 
@@ -788,6 +873,11 @@ class RingReader:
     def published(self) -> int:
         """The writer's last published sequence."""
         return int(self._words[_W_PUBLISHED])
+
+    @property
+    def records_read(self) -> int:
+        """How many records this reader has returned."""
+        return self._cursor - self._read_base
 
     @property
     def lag(self) -> int:
@@ -829,19 +919,22 @@ class RingReader:
     # -- reading ---------------------------------------------------------------------------------------------
 
     def read_one_bytes(self) -> bytes | None:
-        """Return the next record as bytes, or None if none is published yet (the per-record fast path)."""
+        """Return the next record as bytes, or None if none is published yet (the per-record fast path).
+
+        Two loads of the slot's seq word around one copy out of the mapping (a seqlock); the header is not
+        touched while records are flowing.
+        """
         cursor = self._cursor
-        word = self._slot_word0 + (cursor & self._mask) * self._slot_words
+        offset = self._slot_base + (cursor & self._mask) * self._slot_size
+        word = offset >> 3
         words = self._words
         if words[word] != cursor:
             return self._read_one_slow()
-        offset = word << 3
         data = self._mm[offset : offset + self._slot_size]  # one memcpy out of the mapping
         if words[word] != cursor:  # the writer lapped us while we copied
             self._torn(cursor)
             return None
         self._cursor = cursor + 1
-        self.records_read += 1
         return data
 
     def read_one(self) -> np.void | None:
@@ -874,7 +967,6 @@ class RingReader:
         cursor = self._cursor
         got = _read_run(self._map.slots, self._mask, cursor, words_out, n)
         self._cursor = cursor + got
-        self.records_read += got
         if got < n:
             self._torn(cursor + got)
         return got
@@ -890,14 +982,12 @@ class RingReader:
         recv = self._no_recv if recv_time_ns is None else recv_time_ns
         got, status = _read_each(self._map.slots, self._mask, self._cursor, words_out, recv, self._timespec)
         self._cursor += got
-        self.records_read += got
         if status == 2:
             self._torn(self._cursor)
         elif (status == 1 or got == 0) and len(out) and self._next_slot_missing() and got == 0:
             # Resynced, re-attached or just published: take what is there now (once; no retry loop).
             got, status = _read_each(self._map.slots, self._mask, self._cursor, words_out, recv, self._timespec)
             self._cursor += got
-            self.records_read += got
             if status == 2:
                 self._torn(self._cursor)
         return got
@@ -921,21 +1011,22 @@ class RingReader:
 
     def _read_one_slow(self) -> bytes | None:
         """``read_one_bytes`` when the next slot does not hold the cursor."""
+        words = self._words
+        if words[_W_PUBLISHED] < self._cursor and words[_W_EPOCH] == self._epoch and words[_W_STATE] == STATE_READY:
+            return None  # a caught-up reader polling a live ring: nothing new, nothing to handle (kept cheap)
         if not self._next_slot_missing():
             return None
         # Look once more (no retry loop: under a flood the next look could miss again).
         cursor = self._cursor
-        word = self._slot_word0 + (cursor & self._mask) * self._slot_words
+        offset = self._slot_base + (cursor & self._mask) * self._slot_size
         words = self._words
-        if words[word] != cursor:
+        if words[offset >> 3] != cursor:
             return None
-        offset = word << 3
         data = self._mm[offset : offset + self._slot_size]
-        if words[word] != cursor:
+        if words[offset >> 3] != cursor:
             self._torn(cursor)
             return None
         self._cursor = cursor + 1
-        self.records_read += 1
         return data
 
     def _next_slot_missing(self) -> bool:
@@ -976,6 +1067,7 @@ class RingReader:
         self.records_lost += target - self._cursor
         self.overruns += 1
         self.resyncs += 1
+        self._read_base += target - self._cursor  # skipped, not read
         self._cursor = target
 
     def _on_epoch_change(self) -> None:
@@ -1001,6 +1093,7 @@ class RingReader:
         published = int(self._words[_W_PUBLISHED])
         oldest = max(1, published - self.capacity + 1)
         self.records_lost += oldest - 1
+        self._read_base += oldest - self._cursor  # the count of records read carries over to the new file
         self._cursor = oldest
         self.epoch_changes += 1
         self.resyncs += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import multiprocessing as mp
 import os
+import struct
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from aegis.core import records as rec
 from aegis.core import ring
 
 DT = np.dtype([("seq", "<u8"), ("value", "<i8"), ("payload", "<f8", (6,))])  # 64 bytes
+DT_FIELDS = struct.Struct("<q6d")  # DT after its seq word, for packed_writer
 HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -41,6 +43,10 @@ def _write(writer: ring.RingWriter, n: int, how: str) -> None:
     if how == "bytes":
         for record in batch:
             writer.write_bytes(record.tobytes())
+    elif how == "packed":
+        write = writer.packed_writer(DT_FIELDS)
+        for record in batch:
+            write(int(record["value"]), *record["payload"].tolist())
     elif how == "each":
         writer.write_each(batch)
     else:
@@ -62,7 +68,7 @@ def _read(reader: ring.RingReader, n: int, how: str) -> np.ndarray:
     return reader.read_batch(n)
 
 
-WRITE_HOW = st.sampled_from(["bytes", "batch", "each"])
+WRITE_HOW = st.sampled_from(["bytes", "packed", "batch", "each"])
 READ_HOW = st.sampled_from(["one", "batch", "each"])
 
 
@@ -414,3 +420,92 @@ def test_two_processes(tmp_path: Path, capacity: int, n: int, slow: bool) -> Non
             process.kill()
         process.join()
     assert os.path.exists(path)
+
+
+def test_packed_writer_publishes_the_same_records_as_write_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "packed"
+    with ring.create(path, DT, 16) as writer, ring.attach(path, DT, timeout=1) as reader:
+        _write(writer, 5, "packed")
+        _write(writer, 5, "bytes")
+        _write(writer, 5, "packed")
+        got = reader.read_batch(16)
+        assert got["seq"].tolist() == list(range(1, 16))
+        _check_content(got)
+        assert reader.records_read == 15
+
+
+def test_packed_writer_refuses_a_packer_of_the_wrong_size(tmp_path: Path) -> None:
+    with ring.create(tmp_path / "r", DT, 8) as writer:
+        for fmt in ("<q5d", "<q7d", "<Qq6d"):
+            with pytest.raises(ValueError, match="bytes after the seq word"):
+                writer.packed_writer(struct.Struct(fmt))
+        assert writer.published == 0
+
+
+def test_a_value_the_packer_refuses_leaves_the_slot_unreadable_and_the_sequence_unused(tmp_path: Path) -> None:
+    path = tmp_path / "bad-value"
+    with ring.create(path, DT, 4) as writer, ring.attach(path, DT, timeout=1) as reader:
+        _write(writer, 4, "packed")  # slot of seq 5 holds seq 1
+        write = writer.packed_writer(DT_FIELDS)
+        with pytest.raises(struct.error):
+            write(7, 1.0, 2.0, 3.0, "not a float", 5.0, 6.0)  # fails after packing some values into the slot
+        assert writer.published == 4
+        got = _read(reader, 8, "one")
+        assert got["seq"].tolist() == [2, 3, 4]  # record 1's slot is partly overwritten: lost, never returned
+        assert reader.records_lost == 1
+        _write(writer, 1, "packed")  # the next write takes seq 5
+        again = _read(reader, 8, "one")
+        assert again["seq"].tolist() == [5]
+        _check_content(again)
+
+
+def test_format_item_count_matches_struct() -> None:
+    for fmt, n in [("<q6d", 7), ("<BBH4xqq4d24x2q24x", 11), ("<8s2x3H", 4), ("< 2 q x ?", 3), ("=10p", 1)]:
+        assert ring._struct_items(fmt) == n
+    for fmt, n in [("<q6d", 7), ("<8s2x3H", 4), ("<2q?", 3)]:  # the count is what pack accepts
+        packer = struct.Struct(fmt)
+        values = [b"x" if code == "s" else 0 for code in "".join(c * int(r or 1) if c != "s" else c
+                                                                   for r, c in ring._FORMAT_ITEM.findall(fmt[1:]))
+                  if code != "x"]  # fmt: skip
+        assert len(values) == n == ring._struct_items(fmt)
+        packer.pack(*values)
+    fields = (rec.TRADE_FIELDS, rec.BOOK_TICKER_FIELDS, rec.MARK_PRICE_FIELDS, rec.KLINE_FIELDS, rec.LIQUIDATION_FIELDS)
+    assert [ring._struct_items(f.format) for f in fields] == [11, 11, 10, 16, 13]
+
+
+def test_python_writes_refresh_the_heartbeat_at_least_every_64_records(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat"
+    with ring.create(path, DT, 256) as writer, ring.attach(path, DT, timeout=1) as reader:
+        for how in ("bytes", "packed"):
+            writer._words[ring._W_HEARTBEAT] = 1  # long ago
+            _write(writer, 64, how)
+            assert 0 <= reader.writer_heartbeat_age_ns() < 10**9
+
+
+def test_market_record_fields_pack_the_same_bytes_as_the_builders(tmp_path: Path) -> None:
+    path = tmp_path / "market"
+    writer = ring.create(path, rec.MARKET_RECORD, 64, layout_name=rec.MARKET_RECORD_LAYOUT)
+    reader = ring.attach(path, rec.MARKET_RECORD, layout_name=rec.MARKET_RECORD_LAYOUT, timeout=1)
+    try:
+        cases = [
+            (rec.TRADE_FIELDS, (rec.TRADE, 0x81, 3, 1_700_000_000_000, 5, 61800.5, 0.25, 11, 12, 13, 1_700_000_000_001),
+             rec.pack_trade(3, 1_700_000_000_000, 5, 61800.5, 0.25, 11, 12, 13, 1_700_000_000_001, True, 0x80)),
+            (rec.BOOK_TICKER_FIELDS, (rec.BOOK_TICKER, 0, 1, 2, 3, 1.5, 2.5, 3.5, 4.5, 99, 4),
+             rec.pack_book_ticker(1, 2, 3, 99, 1.5, 2.5, 3.5, 4.5, 4)),
+            (rec.MARK_PRICE_FIELDS, (rec.MARK_PRICE, 0, 1, 2, 3, 10.0, 11.0, 12.0, 0.0001, 7),
+             rec.pack_mark_price(1, 2, 3, 10.0, 11.0, 12.0, 0.0001, 7)),
+            (rec.KLINE_FIELDS, (rec.KLINE, rec.FLAG_KLINE_CLOSED, 1, 2, 3, 5.0, 6.0, 1.0, 9.0, 0.5, 60.0, 2.0,
+                                60_000, 119_999, 42, 60_000),
+             rec.pack_kline(1, 2, 3, 60_000, 119_999, 60_000, 1.0, 9.0, 0.5, 5.0, 6.0, 60.0, 42, 2.0, True)),
+            (rec.LIQUIDATION_FIELDS, (rec.LIQUIDATION, rec.FLAG_SELL, 1, 2, 3, 8, 9, 10.0, 1.0, 10.5, 0.5, 0.5, 4),
+             rec.pack_liquidation(1, 8, 9, "SELL", "MARKET", "FILLED", 10.0, 10.5, 1.0, 0.5, 0.5, 4)),
+        ]  # fmt: skip
+        for fields, values, expected in cases:
+            writer.packed_writer(fields)(*values)
+            got = reader.read_one_bytes()
+            assert got is not None
+            assert got[8:] == expected[8:]
+            assert rec.to_dict(got) == rec.to_dict(expected) | {"seq": writer.published}
+    finally:
+        reader.close()
+        writer.close()
