@@ -865,6 +865,19 @@ class Settings:
         "AEGIS_HOME", Path("~/.aegis").expanduser(), path, "State directory: embedded databases, rings, logs."
     )
     mode: str = setting("AEGIS_MODE", "paper", choice("paper", "live"), "paper (default) or live trading.")
+    clock: str = setting(
+        "AEGIS_CLOCK",
+        "system",
+        choice("system", "record"),
+        "system (default): the services read the host's clock. record (set by `aegis replay`): time is the "
+        "recording's (docs/replay.md, Determinism).",
+    )
+    clock_start_ms: int = setting(
+        "AEGIS_CLOCK_START_MS",
+        0,
+        non_negative_int,
+        "With AEGIS_CLOCK=record: the time (Unix ms) before any recorded time arrives (the replay's first frame).",
+    )
     live_confirm: str = setting("AEGIS_LIVE_CONFIRM", "", text, f"Must be {LIVE_CONFIRMATION} for live mode to start.")
     database_url: str = setting(
         "DATABASE_URL",

@@ -100,7 +100,10 @@ class RingConsumer:
         record_filter: RecordFilter | None = None,
         on_new_symbols: Any = None,
         tick_interval_s: float = 0.005,
+        record_time: Any = None,
     ) -> None:
+        """``record_time``: in a replay (AEGIS_CLOCK=record), the :class:`~aegis.brain.prices.RecordTimePrices`
+        that cuts batches into windows of record time and takes every slice's tick updates."""
         self.path = Path(path)
         self.book = book
         self.bus = bus
@@ -116,6 +119,7 @@ class RingConsumer:
         self._min_time_ms = 0
         self._on_new_symbols = on_new_symbols
         self._tick_interval_ns = int(tick_interval_s * 1e9)
+        self._record_time = record_time
         self._ticks_published_ns = 0
         self.reader: RingReader | None = None
         self.state = "waiting"
@@ -221,7 +225,10 @@ class RingConsumer:
                     self.records_rejected += int(count - ok.sum())
                     batch = batch[ok]
         if batch.shape[0]:
-            self._process(batch)
+            if self._record_time is None:
+                self._process(batch)
+            else:
+                self._process_in_windows(batch)
         self.records_processed += count
         self.batches += 1
         now_ns = self._clock.monotonic_ns()
@@ -273,13 +280,29 @@ class RingConsumer:
         )
         return bool(first < 0)
 
+    def _process_in_windows(self, batch: np.ndarray) -> None:
+        """Process ``batch`` in slices that end where a window of record time does, sealing each window there."""
+        start = 0
+        for cut in self._record_time.cuts(batch):
+            if cut > start:
+                self._process(batch[start:cut])
+            self._record_time.seal()
+            start = cut
+        if start < batch.shape[0]:
+            self._process(batch[start:])
+
     def _process(self, batch: np.ndarray) -> None:
         symbol_index = self._ring_ids[batch["symbol_id"]]
         closed = self.book.process(batch, symbol_index)  # each event carries the closing record's recv_time_ns
         for event in closed:
             self.bus.publish(event)
             self.writer.submit(event.candle)
-        if self._ticks_due():
+        if self._record_time is not None:
+            ticks = self.book.take_ticks()  # every slice: its trades belong to one window
+            for tick in ticks:
+                self.bus.publish(tick)
+            self._record_time.on_ticks(ticks)
+        elif self._ticks_due():
             for tick in self.book.take_ticks():
                 self.bus.publish(tick)
         last = batch[-1]

@@ -40,7 +40,7 @@ from aegis.brain.live import trader_for
 from aegis.brain.market import MarketQueries
 from aegis.brain.model import ModelHook
 from aegis.brain.persistence import CandleStore, CandleWriter, Hydrator
-from aegis.brain.prices import PricePusher
+from aegis.brain.prices import PricePusher, RecordTimePrices
 from aegis.brain.settings import BrainSettings
 from aegis.brain.signals import SignalHub
 from aegis.brain.strategy import Strategy
@@ -100,6 +100,19 @@ class BrainEngine:
             clock=self.clock,
             rest_url=ctx.settings.feed.rest_url,
         )
+        self.mark_from_last = settings.mark_price_source == "last"
+        self.record_time: RecordTimePrices | None = None
+        if getattr(ctx.settings, "clock", "system") == "record":  # a replay: see aegis.core.clock
+            self.record_time = RecordTimePrices(
+                self.bus,
+                None,
+                None,
+                window_ms=max(1, round(settings.price_push_ms)),
+                timeout_s=settings.call_timeout_s,
+                mark_from_last=self.mark_from_last,
+                attempts=settings.call_retries,
+                retry_base_s=settings.retry_base_s,
+            )
         self.consumer = RingConsumer(
             ctx.settings.ring_file,
             self.book,
@@ -113,6 +126,7 @@ class BrainEngine:
             record_filter=default_record_filter(),
             on_new_symbols=self._on_new_symbols,
             tick_interval_s=settings.tick_interval_ms / 1000.0,
+            record_time=self.record_time,
         )
         self.strategy = strategy or Strategy(ctx.settings.strategy)
         self.hub = SignalHub(ctx.db, bus=self.bus, memory=settings.signal_memory, queue_size=settings.stream_queue)
@@ -127,8 +141,11 @@ class BrainEngine:
                 accounts = va_grpc.VirtualAccountServiceStub(self._channel(ctx.settings.address_of("virtual_account")))
         else:
             risk = accounts = None
+        # In record time the sequencer hands the executor one signal at a time; its orders travel on a bus of their
+        # own, so no signal reaches it from the main bus out of record order.
+        self._execution_bus = EventBus() if self.record_time is not None else self.bus
         self.executor = Executor(
-            self.bus,
+            self._execution_bus,
             risk=risk,
             accounts=accounts,
             marks=self._mark,
@@ -142,9 +159,18 @@ class BrainEngine:
             retry_base_s=settings.retry_base_s,
             live=trader_for(ctx.settings) if settings.execution else None,
         )
-        self.prices = PricePusher(
-            self.bus, accounts, interval_s=settings.price_push_ms / 1000.0, timeout_s=settings.call_timeout_s
-        )
+        self.prices: PricePusher | RecordTimePrices
+        if self.record_time is not None:
+            self.record_time.accounts, self.record_time.executor = accounts, self.executor
+            self.prices = self.record_time
+        else:
+            self.prices = PricePusher(
+                self.bus,
+                accounts,
+                interval_s=settings.price_push_ms / 1000.0,
+                timeout_s=settings.call_timeout_s,
+                mark_from_last=self.mark_from_last,
+            )
         self.model = ModelHook(
             self.strategy.set_predictor,
             dependencies=model_dependencies(ctx),
@@ -185,10 +211,18 @@ class BrainEngine:
 
     def _mark(self, symbol: str) -> tuple[float, int] | None:
         """Return the latest mark price of ``symbol`` and its event time (ms), or None when none was seen."""
+        if self.record_time is not None:  # a replay: as of the signal's place in the recording, not the book's
+            return self.record_time.mark(symbol)
         prices = self.book.prices(symbol)
-        if prices is None or not math.isfinite(float(prices["mark_price"])) or float(prices["mark_price"]) <= 0:
+        if prices is None:
             return None
-        return float(prices["mark_price"]), int(prices["mark_time_ms"])
+        if self.mark_from_last:  # AEGIS_BRAIN_MARK_PRICE_SOURCE=last: the last trade, as of the symbol's newest record
+            price, time_ms = float(prices["last_price"]), int(prices["event_time_ms"])
+        else:
+            price, time_ms = float(prices["mark_price"]), int(prices["mark_time_ms"])
+        if not math.isfinite(price) or price <= 0:
+            return None
+        return price, time_ms
 
     def _on_new_symbols(self, symbols: list[str]) -> None:
         task = asyncio.get_running_loop().create_task(self.hydrate_and_warm_up(symbols), name="hydrate")
@@ -226,6 +260,8 @@ class BrainEngine:
             if recv_ns:
                 signals = [msgspec.structs.replace(s, recv_time_ns=recv_ns) for s in signals]
             self.hub.publish_all(signals)
+            if self.record_time is not None:
+                self.record_time.add_signals(signals)  # executed in record order, between the price windows
             if recv_ns:  # once per signal, from the record that closed the candle to the signal's emission
                 now_ns = self.clock.time_ns() if recv_ns > WALL_CLOCK_NS else self.clock.monotonic_ns()
                 for _ in signals:
@@ -240,6 +276,8 @@ class BrainEngine:
             group.create_task(self.hydrate_and_warm_up(self.ctx.settings.feed.symbols), name="hydrate")
             group.create_task(self.consumer.run(), name="ring-consumer")
             group.create_task(self.executor.run(), name="execution")
+            if self._execution_bus is not self.bus:
+                group.create_task(self._execution_bus.run(), name="execution-bus")
             group.create_task(self.prices.run(), name="price-pusher")
             group.create_task(self.model.run(), name="model-watcher")
             group.create_task(self._publish_status(), name="status")

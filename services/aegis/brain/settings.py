@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aegis.config import boolean, non_negative_float, positive_float, positive_int, setting, text
+from aegis.config import boolean, choice, non_negative_float, positive_float, positive_int, setting, text
 from aegis.errors import ConfigError
 
 
@@ -122,7 +122,15 @@ class BrainSettings:
         "AEGIS_BRAIN_PRICE_PUSH_MS",
         100.0,
         positive_float,
-        "How often conflated prices (latest, plus high/low since the last push) go to ApplyPriceUpdates.",
+        "How often conflated prices (latest, plus high/low since the last push) go to ApplyPriceUpdates "
+        "(with AEGIS_CLOCK=record: windows of record time).",
+    )
+    mark_price_source: str = setting(
+        "AEGIS_BRAIN_MARK_PRICE_SOURCE",
+        "mark",
+        choice("mark", "last"),
+        "Price sent as the mark price to virtual-account and risk: mark (the markPrice stream) or last (the last "
+        "trade; `aegis replay` sets it for recordings without markPrice, and says so in its report).",
     )
 
 

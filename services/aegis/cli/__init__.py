@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--repeat", type=int, default=1, help="replay the recordings N times, time-shifted")
     replay.add_argument("--seed", type=int, default=0, help="PYTHONHASHSEED of every service")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument("--exchange-info", help="exchangeInfo JSON risk uses (default: the shared 2025-11 fixture)")
+    replay.add_argument("--brackets", help="leverage tiers JSON risk uses (default: the shared freqtrade tiers)")
 
     embedded = sub.add_parser("embedded", help="start/stop detached embedded PostgreSQL and Redis (tests, dev)")
     embedded.add_argument("action", choices=("start", "stop"))
@@ -205,6 +207,8 @@ def _replay(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep_home=args.keep_home,
         progress=not args.no_progress,
+        exchange_info=Path(args.exchange_info) if args.exchange_info else None,
+        brackets=Path(args.brackets) if args.brackets else None,
     )
     return runner.run(options)
 

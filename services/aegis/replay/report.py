@@ -93,6 +93,9 @@ async def build(
     finally:
         await conn.close()
 
+    lost = int(brain.get("ring", {}).get("records_lost") or 0)
+    if lost:
+        raise BooksDoNotBalance(f"the brain lost {lost} ring records (overrun): this replay is not the recording")
     events_in = int(feed.get("events_in", feed.get("frames_in", 0)))
     published, rejected = int(feed.get("published", 0)), int(feed.get("rejected", 0))
     if published + rejected != events_in:
@@ -136,6 +139,8 @@ async def build(
             "execution_rpcs": brain.get("execution", {}).get("rpcs"),
             "prices": brain.get("prices"),
         },
+        "time": "record: the services' clock is the recording's (AEGIS_CLOCK=record; docs/replay.md)",
+        "prices": prices_note(source, brain.get("prices") or {}),
         "latency": latency_note(signals),
         "files": ["summary.json", "trades.csv", "symbols.csv", "candles_1m.csv", "equity.png", "latency.png"],
     }
@@ -241,6 +246,25 @@ def write_candles_csv(path: Path, candles: list[Any]) -> None:
         for c in candles:
             open_ms = int(c["open_time"].timestamp() * 1000)
             writer.writerow((c["symbol"], open_ms, *(_text(c[k]) for k in ("open", "high", "low", "close", "volume"))))
+
+
+def prices_note(source: Any, pushed: dict[str, Any]) -> dict[str, Any]:
+    """How prices reached the accounts in this replay, stated (a mark price is never made up silently)."""
+    has_mark = bool(getattr(source, "has_mark_price", False))
+    return {
+        "mark_price_source": "markPrice stream"
+        if has_mark
+        else "last trade price: the recording has no markPrice stream, so the mark price sent to the accounts "
+        "and to risk is the last trade price (AEGIS_BRAIN_MARK_PRICE_SOURCE=last)",
+        "tp_sl_trigger": "mark price (workingType MARK_PRICE)"
+        if has_mark
+        else "last trade price (workingType CONTRACT_PRICE, AEGIS_ACCOUNT_WORKING_TYPE=contract_price)",
+        "window_ms": pushed.get("window_ms"),
+        "windows_sealed": pushed.get("windows_sealed"),
+        "pushes": pushed.get("pushes"),
+        "failures": pushed.get("failures"),
+        "closed_by_price_updates": pushed.get("closed_trades"),
+    }
 
 
 def latency_note(signals: list[Any]) -> dict[str, Any]:

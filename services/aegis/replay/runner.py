@@ -4,8 +4,16 @@ Isolation: a fresh temporary ``$AEGIS_HOME`` (or ``--home``) with its own embedd
 ports, every service on a free port, the Binance URLs pointed at a dead loopback port. DATABASE_URL, REDIS_URL,
 PG* and AEGIS_CONFIG of the caller are ignored, so a replay never touches live state.
 
-Order: databases, then every service but the feed; once all are SERVING and the brain has hydrated the symbols
-(so the strategy sees every candle of the replay), the feed starts and replays the file at ``--speed``.
+Order: databases (migrated, with the exchange rules and leverage brackets of ``--exchange-info``/``--brackets``
+stored, as the orchestrator would store fetched ones), then every service but the feed; once all are SERVING and
+the brain has hydrated the symbols (so the strategy sees every candle of the replay), the feed starts and replays
+the file at ``--speed``.
+
+Record time (``AEGIS_CLOCK=record``, see :mod:`aegis.core.clock`): the services take their time from the
+recording, the brain pushes prices in windows of record time and executes signals between them in record order,
+so the same input and seed give the same trades. A recording without a markPrice stream is replayed with the last
+trade price as the mark price (``AEGIS_BRAIN_MARK_PRICE_SOURCE=last``) and TP/SL triggered on it
+(``AEGIS_ACCOUNT_WORKING_TYPE=contract_price``); the report's ``prices`` says which was used.
 
 Completion (polled, with ``--timeout``): (1) the feed's status (Redis ``aegis:status:feed:<shard>``) shows
 ``frames_in`` equal to the frames of the file; (2) the brain's status (``aegis:status:brain:shard-<n>``) shows
@@ -67,6 +75,10 @@ class ReplayOptions:
     keep_home: bool = False
     progress: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    exchange_info: Path | None = None
+    """exchangeInfo JSON stored before the services start (default: the shared 2025-11 fixture)."""
+    brackets: Path | None = None
+    """Leverage tiers JSON stored before the services start (default: the shared freqtrade tiers)."""
 
 
 def free_port() -> int:
@@ -77,7 +89,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def replay_env(home: Path, symbols: Sequence[str], source: Path, speed: str, seed: int) -> dict[str, str]:
+def ring_capacity(frames: int) -> int:
+    """Ring slots for a replay of ``frames``: room for every record twice over (at least the default), so the brain
+    can never be lapped, however far behind the feed it falls."""
+    return 1 << max(20, (2 * frames - 1).bit_length())
+
+
+def clock_start_ms(src: replay_source.Source) -> int:
+    """The record clock before the first record: the start of the minute before the recording's first frame."""
+    first_ms = src.first_recv_ns // 1_000_000
+    return first_ms - first_ms % 60_000 - 60_000
+
+
+def pricing(src: replay_source.Source) -> dict[str, str]:
+    """The price settings a replay of ``src`` runs with: never a mark price the recording does not have."""
+    if src.has_mark_price:
+        return {}
+    return {"AEGIS_BRAIN_MARK_PRICE_SOURCE": "last", "AEGIS_ACCOUNT_WORKING_TYPE": "contract_price"}
+
+
+def replay_env(
+    home: Path, symbols: Sequence[str], source: Path, speed: str, seed: int, src: replay_source.Source | None = None
+) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -101,7 +134,11 @@ def replay_env(home: Path, symbols: Sequence[str], source: Path, speed: str, see
         AEGIS_RING_PATH=str(home / "ring" / "shard-0.ring"),
         AEGIS_BRAIN_STATUS_INTERVAL_S="0.5",
         AEGIS_HEALTH_INTERVAL_S=os.environ.get("AEGIS_HEALTH_INTERVAL_S", "0.5"),
+        AEGIS_CLOCK="record",
     )
+    if src is not None:
+        env.update(AEGIS_CLOCK_START_MS=str(clock_start_ms(src)), AEGIS_RING_CAPACITY=str(ring_capacity(src.frames)))
+        env.update(pricing(src))
     for name in config.SERVICES:
         env[f"AEGIS_{name.upper()}_PORT"] = str(free_port())
     return env
@@ -116,8 +153,9 @@ def run(options: ReplayOptions) -> int:
         console.print(f"[bold]aegis replay[/bold] {', '.join(map(str, options.sources))} (home {home})")
         src = replay_source.prepare(options.sources, home / "replay", options.repeat)
         console.print(f"{src.frames} frames of {', '.join(src.symbols)} from {src.path}")
-        env = replay_env(home, src.symbols, src.path, options.speed, options.seed)
+        env = replay_env(home, src.symbols, src.path, options.speed, options.seed, src)
         env.update(options.extra_env)
+        env.update(pricing(src))  # not overridable: a mark price the recording lacks is never made up
         from aegis.replay.report import BooksDoNotBalance
 
         try:
@@ -154,6 +192,7 @@ async def _run(options: ReplayOptions, home: Path, env: dict[str, str], src: rep
         )
         await asyncio.to_thread(pg.ensure_database)
         env["DATABASE_URL"] = pg.dsn()
+        await store_rules(env["DATABASE_URL"], options)
         rd.prepare()
         await supervisor.start(ProcessSpec("redis", rd.command(), dict(os.environ), rd.log_file))
         if not await asyncio.to_thread(wait_for_port, rd.port, 10):
@@ -173,6 +212,36 @@ async def _run(options: ReplayOptions, home: Path, env: dict[str, str], src: rep
         grace = float(env.get("AEGIS_SHUTDOWN_GRACE_S", "3")) + 2
         await supervisor.stop([list(config.SERVICES)], timeout_s=grace)
         await supervisor.stop([["redis"], ["postgres"]], timeout_s=10)
+
+
+def default_rules_files() -> tuple[Path, Path]:
+    from aegis.sim.config import default_exchange_info, default_leverage_brackets
+
+    return default_exchange_info(), default_leverage_brackets()
+
+
+async def store_rules(dsn: str, options: ReplayOptions) -> None:
+    """Migrate the replay's database and store the exchange rules and leverage brackets risk sizes with."""
+    from aegis.exchange.rules_store import store_brackets_file, store_exchange_info_file
+    from aegis.storage.migrate import migrate
+    from aegis.storage.postgres import Database, connect_once
+
+    info, brackets = default_rules_files()
+    info, brackets = options.exchange_info or info, options.brackets or brackets
+    for what, path in (("--exchange-info", info), ("--brackets", brackets)):
+        if not Path(path).is_file():
+            raise ReplayError(f"{what}: no file at {path}")
+    conn = await connect_once(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    db = Database(dsn)
+    try:
+        await store_exchange_info_file(db, None, info)
+        await store_brackets_file(db, None, brackets)
+    finally:
+        await db.close()
 
 
 def _sigint() -> Any:

@@ -20,11 +20,53 @@ class Source:
     symbols: list[str]
     first_recv_ns: int
     last_recv_ns: int
+    has_mark_price: bool = False
+    """Whether the recording carries a markPrice stream (else the replay prices marks from the last trade)."""
 
 
-def _shifted(path: Path, shift_ns: int) -> Iterator[tuple[int, bytes]]:
+ID_SPAN = 10**13
+"""Ids of repetition ``r`` are shifted by ``r * ID_SPAN`` (above every Binance id in the recordings, ~5e12)."""
+_TIME_FIELDS = ("E", "T")
+_ID_FIELDS = ("t", "u", "U", "pu", "a", "f", "l", "lastUpdateId")
+
+
+def _shifted(path: Path, shift_ns: int, repetition: int = 0) -> Iterator[tuple[int, bytes]]:
     for recv_ns, frame in feed_replay.read_frames(path):
-        yield recv_ns + shift_ns if recv_ns else 0, frame
+        yield (
+            recv_ns + shift_ns if recv_ns else 0,
+            (frame if repetition == 0 else shift_frame(frame, shift_ns // 1_000_000, repetition * ID_SPAN)),
+        )
+
+
+def shift_frame(frame: bytes, shift_ms: int, id_shift: int) -> bytes:
+    """Return ``frame`` with its exchange times moved by ``shift_ms`` and its ids by ``id_shift`` (a repetition).
+
+    Without it the feed's firewall would refuse a repeated event as going back in time or out of sequence.
+    A frame that is not a JSON object (or a list of them) is returned as it is.
+    """
+    import msgspec
+
+    try:
+        obj = msgspec.json.decode(frame)
+    except msgspec.DecodeError:
+        return frame
+    data = obj.get("data", obj) if isinstance(obj, dict) else obj
+    for event in data if isinstance(data, list) else [data]:
+        if not isinstance(event, dict):
+            continue
+        for key in _TIME_FIELDS:
+            if isinstance(event.get(key), int):
+                event[key] += shift_ms
+        for key in _ID_FIELDS:
+            if isinstance(event.get(key), int) and event[key] >= 0:
+                event[key] += id_shift
+        for nested in ("k", "o"):  # kline bar times, forceOrder trade time
+            inner = event.get(nested)
+            if isinstance(inner, dict):
+                for key in ("t", "T"):
+                    if isinstance(inner.get(key), int):
+                        inner[key] += shift_ms
+    return msgspec.json.encode(obj)
 
 
 def prepare(paths: Sequence[str | Path], workdir: Path, repeat: int = 1) -> Source:
@@ -32,16 +74,18 @@ def prepare(paths: Sequence[str | Path], workdir: Path, repeat: int = 1) -> Sour
 
     One file replayed once is used as it is; otherwise an hftbacktest-format file (``<recv_ns> <frame>``) is
     written under ``workdir``. A repetition is shifted by the recordings' whole span (rounded up to the minute)
-    so candles and times keep increasing; its data is the same market again (a synthetic continuation).
+    so candles and times keep increasing — receive times, exchange times (``E``, ``T``) and ids (trade, update)
+    alike, see :func:`shift_frame` — its data is the same market again (a synthetic continuation).
     """
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"no recording at {p}")
+    marks = any(has_mark_price(p) for p in paths)
     if len(paths) == 1 and repeat == 1:
         frames = list(feed_replay.read_frames(paths[0]))
         stamps = [t for t, _ in frames if t]
-        return Source(paths[0], len(frames), feed_replay.symbols_in(frames), min(stamps), max(stamps))
+        return Source(paths[0], len(frames), feed_replay.symbols_in(frames), min(stamps), max(stamps), marks)
     spans = []
     for p in paths:
         stamps = [t for t, _ in feed_replay.read_frames(p) if t]
@@ -54,14 +98,19 @@ def prepare(paths: Sequence[str | Path], workdir: Path, repeat: int = 1) -> Sour
     count, symbols = 0, []
     with out.open("wb") as f:
         for r in range(repeat):
-            merged = heapq.merge(*(_shifted(p, r * period) for p in paths), key=lambda item: item[0])
+            merged = heapq.merge(*(_shifted(p, r * period, r) for p in paths), key=lambda item: item[0])
             for recv_ns, frame in merged:
                 f.write(b"%d %s\n" % (recv_ns, frame))
                 count += 1
         symbols = feed_replay.symbols_in(feed_replay.read_frames(paths[0]))
         for p in paths[1:]:
             symbols += [s for s in feed_replay.symbols_in(feed_replay.read_frames(p)) if s not in symbols]
-    return Source(out, count, symbols, first, last + (repeat - 1) * period)
+    return Source(out, count, symbols, first, last + (repeat - 1) * period, marks)
+
+
+def has_mark_price(path: str | Path) -> bool:
+    """True when any frame of the recording is a markPrice update (single or ``!markPrice@arr``)."""
+    return any(b"markPriceUpdate" in frame for _, frame in feed_replay.read_frames(path))
 
 
 def trades_of(path: str | Path) -> Iterator[tuple[str, int, float, float]]:
@@ -101,3 +150,57 @@ def batch_candles_1m(paths: Sequence[str | Path]) -> dict[tuple[str, int], tuple
             bar[3] = price
             bar[4] += qty
     return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in out.items()}
+
+
+def trades_from_klines(
+    csv_paths: Sequence[str | Path], out: str | Path, *, start_ms: int | None = None, minutes: int | None = None
+) -> Path:
+    """Write a recording of **synthetic** trades derived from real 1m klines; return its path.
+
+    For replays that need more history than a real tick recording holds (the strategy reads 1h and 1d
+    indicators): each kline of ``<SYMBOL>_1m.csv`` (open_time, open, high, low, close, volume, …; the shared
+    10-day Binance futures klines) becomes four ``@trade`` frames of its symbol — open at +0 s, then low and high
+    (high first for a falling candle) at +20 s and +40 s, close at +59.999 s — whose quantities add up to the
+    kline's volume. The candles the brain builds from them have the kline's exact OHLC and volume; the path
+    inside a minute is made up, so label anything measured on it as synthetic. Receive time = trade time.
+    ``start_ms``/``minutes`` keep klines opening in ``[start_ms, start_ms + minutes)``.
+    """
+    import csv
+    import datetime as dt
+    from decimal import ROUND_DOWN, Decimal
+
+    step = Decimal("0.001")
+    rows: list[tuple[int, str, bytes]] = []
+    for path in csv_paths:
+        symbol = Path(path).name.split("_", 1)[0].upper()
+        trade_id = 1
+        with Path(path).open(newline="") as f:
+            for row in csv.DictReader(f):
+                open_ms = int(dt.datetime.fromisoformat(row["open_time"]).timestamp() * 1000)
+                if start_ms is not None and open_ms < start_ms:
+                    continue
+                if start_ms is not None and minutes is not None and open_ms >= start_ms + minutes * 60_000:
+                    continue
+                o, h, lo, c = row["open"], row["high"], row["low"], row["close"]
+                path_prices = (o, h, lo, c) if Decimal(c) < Decimal(o) else (o, lo, h, c)
+                volume = max(Decimal(row["volume"]), step * 4)
+                part = (volume / 4).quantize(step, rounding=ROUND_DOWN)
+                quantities = (part, part, part, volume - 3 * part)
+                previous = Decimal(o)
+                for offset, price, qty in zip((0, 20_000, 40_000, 59_999), path_prices, quantities, strict=True):
+                    t = open_ms + offset
+                    maker = "true" if Decimal(price) < previous else "false"  # a falling print: a seller took
+                    previous = Decimal(price)
+                    frame = (
+                        f'{{"stream":"{symbol.lower()}@trade","data":{{"e":"trade","E":{t},"T":{t},"s":"{symbol}",'
+                        f'"t":{trade_id},"p":"{price}","q":"{qty}","X":"MARKET","m":{maker}}}}}'
+                    ).encode()
+                    trade_id += 1
+                    rows.append((t * 1_000_000, symbol, frame))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as f:
+        for recv_ns, _, frame in rows:
+            f.write(b"%d %s\n" % (recv_ns, frame))
+    return out

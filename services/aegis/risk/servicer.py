@@ -9,10 +9,13 @@ UNAVAILABLE (rules not loaded yet, PostgreSQL or virtual-account down), AccountU
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import grpc
 
+from aegis.core.clock import as_of
 from aegis.errors import AegisError, ValidationError
 from aegis.risk import convert
 from aegis.risk.accounts import AccountSnapshot
@@ -45,14 +48,29 @@ def account_state_from_pb(request: risk_pb.EvaluateSignalRequest | risk_pb.SizeO
 class RiskServicer(risk_grpc.RiskServiceServicer):
     """The thin translator."""
 
-    def __init__(self, desk: RiskDesk) -> None:
+    def __init__(self, desk: RiskDesk, *, record_time: bool = False) -> None:
         self._desk = desk
+        self._record_time = record_time
+
+    def _now(self, request: Any) -> dt.datetime:
+        """The decision time: the desk's clock; in record time (AEGIS_CLOCK=record, a replay) the newest time the
+        request carries (its signal's ``created_time``, its ``mark_price_time``), so a replayed signal is judged
+        as of when it was recorded. See aegis.core.clock."""
+        if not self._record_time:
+            return self._desk.now()
+        times = []
+        if request.HasField("mark_price_time"):
+            times.append(request.mark_price_time.ToDatetime(tzinfo=dt.UTC))
+        signal = getattr(request, "signal", None)
+        if signal is not None and signal.HasField("created_time"):
+            times.append(signal.created_time.ToDatetime(tzinfo=dt.UTC))
+        return as_of(times, self._desk.now)
 
     async def EvaluateSignal(
         self, request: risk_pb.EvaluateSignalRequest, context: grpc.aio.ServicerContext
     ) -> risk_pb.EvaluateSignalResponse:
         try:
-            now = self._desk.now()
+            now = self._now(request)
             decision = await self._desk.evaluate(
                 convert.account_name("account", request.account),
                 convert.signal_from_pb(request),
@@ -69,7 +87,7 @@ class RiskServicer(risk_grpc.RiskServiceServicer):
         self, request: risk_pb.SizeOrderRequest, context: grpc.aio.ServicerContext
     ) -> risk_pb.SizeOrderResponse:
         try:
-            now = self._desk.now()
+            now = self._now(request)
             decision = await self._desk.size(
                 convert.account_name("account", request.account),
                 convert.size_order_signal(request),
@@ -126,5 +144,7 @@ class RiskServicer(risk_grpc.RiskServiceServicer):
         return risk_pb.GetProtectionsStatusResponse(accounts=[convert.protections_to_pb(s) for s in statuses])
 
 
-def registration(desk: RiskDesk) -> Registration:
-    return Registration(risk_grpc.add_RiskServiceServicer_to_server, RiskServicer(desk), SERVICE_NAME)
+def registration(desk: RiskDesk, *, record_time: bool = False) -> Registration:
+    return Registration(
+        risk_grpc.add_RiskServiceServicer_to_server, RiskServicer(desk, record_time=record_time), SERVICE_NAME
+    )

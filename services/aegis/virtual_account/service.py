@@ -15,8 +15,10 @@ serialises them, but it is twice the exchange traffic for nothing).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aegis import observability
+from aegis.core.clock import RecordClock, record_clock
 from aegis.errors import AegisError
 from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
 from aegis.virtual_account import settings as account_settings
@@ -26,6 +28,18 @@ from aegis.virtual_account.live import LiveMirror
 from aegis.virtual_account.servicer import VirtualAccountServicer, registration
 
 log = logging.getLogger("aegis.virtual_account")
+
+
+def follow_record_time(book: AccountBook, clock: RecordClock) -> None:
+    """AEGIS_CLOCK=record (a replay): every batch of price updates first moves the book's clock to its newest
+    ``event_time``, so positions open, close and pay funding at the recording's time (aegis.core.clock)."""
+    apply = book.apply_price_updates
+
+    async def apply_in_record_time(ticks: Any) -> Any:
+        clock.observe_all(t.event_time for t in ticks)
+        return await apply(ticks)
+
+    book.apply_price_updates = apply_in_record_time  # type: ignore[method-assign]
 
 
 async def setup(ctx: ServiceContext) -> ServiceParts:
@@ -51,7 +65,12 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
             publish=hub.publish,
         )
         accounts[live.account] = "live"
-    book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish)
+    clock = record_clock(ctx.settings)
+    if clock is None:
+        book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish)
+    else:
+        book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish, clock=clock)
+        follow_record_time(book, clock)
     servicer = VirtualAccountServicer(book, hub, live=mirror, live_account=live.account)
 
     async def create_accounts() -> None:
