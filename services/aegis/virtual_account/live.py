@@ -401,8 +401,8 @@ class LiveMirror:
                 await self.client.sync_time()
                 await self.ensure_account()
                 break
-            except (AegisError, OSError) as exc:
-                log.warning("live mirror: the exchange account cannot be read yet (%s); retrying in %.0f s", exc, delay)
+            except Exception as exc:  # the exchange or PostgreSQL not answering yet: retry, never crash the service
+                log.warning("live mirror: the live account cannot be set up yet (%s); retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
         await self.reconcile_safely()
