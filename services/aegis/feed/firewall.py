@@ -243,6 +243,15 @@ class Firewall:
             ForceOrder: self.check_force_order,
         }
 
+    def ordering_state(self, stream: str) -> dict[str, list[int]]:
+        """Return the live ordering state of ``"aggTrade"``, ``"trade"`` or ``"bookTicker"``: symbol → [last id,
+        last time], one entry per known symbol (a miss is an unknown symbol).
+
+        For :class:`~aegis.feed.pipeline.FramePipeline`'s fused path, which tries the same shortcut condition as
+        ``check_*`` over this same state and moves it the same way; do not replace the dict or its lists.
+        """
+        return {"aggTrade": self._agg, "trade": self._trade, "bookTicker": self._book}[stream]
+
     # -- counting ----------------------------------------------------------------------------------------------
 
     def reject(self, reason: str, symbol: str = "", detail: str = "") -> None:

@@ -1,8 +1,10 @@
 """The one path from a websocket frame to the ring: decode → firewall → ``MARKET_RECORD`` → ring.
 
 The live websocket feed, replay and the benchmark all call :meth:`FramePipeline.process`, so what a replay or a
-benchmark shows is what production does. Per frame it costs one typed msgspec decode, the firewall's checks, one
-``struct.pack`` (``records.pack_*``) and one ``RingWriter.write_bytes``; nothing is logged on the accepted path.
+benchmark shows is what production does. Per frame it costs one typed msgspec decode, the firewall's checks and one
+``struct.pack_into`` straight into the ring slot (``RingWriter.packed_writer`` with the kind's
+``records.*_FIELDS``: no intermediate ``bytes``); nothing is logged on the accepted path. A sink without
+``packed_writer`` (the live feed's ``KlineGate``) gets each record as ``bytes`` instead.
 
 Accounting: every frame adds 1 to ``frames_in``; an array frame (``!markPrice@arr``) of *n* elements adds *n* to
 ``events_in`` (any other frame adds 1). Every event is then either published (one ring record) or counted under
@@ -11,18 +13,30 @@ exactly one firewall reason, so ``published + rejected == events_in`` always hol
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from aegis.core.records import (
+    BOOK_TICKER,
+    BOOK_TICKER_FIELDS,
+    FLAG_BUYER_IS_MAKER,
+    FLAG_KLINE_CLOSED,
     FLAG_REPLAY,
-    pack_book_ticker,
-    pack_kline,
-    pack_liquidation,
-    pack_mark_price,
-    pack_trade,
+    FLAG_SELL,
+    KLINE,
+    KLINE_FIELDS,
+    LIQUIDATION,
+    LIQUIDATION_FIELDS,
+    MARK_PRICE,
+    MARK_PRICE_FIELDS,
+    ORDER_STATUS_CODES,
+    ORDER_TYPE_CODES,
+    TRADE,
+    TRADE_FIELDS,
+    whole_record,
 )
 from aegis.feed.decode import (
     AggTrade,
@@ -39,6 +53,7 @@ from aegis.feed.decode import (
 from aegis.feed.firewall import (
     DEFAULT_MAX_FUTURE_SKEW_MS,
     MALFORMED_FRAME,
+    MIN_EXCHANGE_TIME_MS,
     UNSUPPORTED_EVENT,
     Clock,
     Firewall,
@@ -46,15 +61,39 @@ from aegis.feed.firewall import (
     parse_funding_rate,
 )
 
-__all__ = ["FramePipeline", "PipelineStats", "RecordSink"]
+__all__ = ["FramePipeline", "PipelineStats", "RecordSink", "record_writer"]
 
 
 class RecordSink(Protocol):
-    """Where records go: a ``RingWriter`` (or anything with its ``write_bytes`` and ``add_symbol``)."""
+    """Where records go: a ``RingWriter`` (or anything with its ``write_bytes`` and ``add_symbol``).
+
+    A sink that also has ``packed_writer`` (``RingWriter`` does) gets each record packed straight into its ring
+    slot; any other sink (e.g. the live feed's ``KlineGate``) gets it as ``bytes`` through ``write_bytes``.
+    """
 
     def write_bytes(self, record: bytes) -> int: ...
 
     def add_symbol(self, name: str) -> int: ...
+
+
+_INF = float("inf")
+_MAX_ID = 1 << 63
+_MIN_MS = MIN_EXCHANGE_TIME_MS
+assert FLAG_BUYER_IS_MAKER == 1  # a trade's flags are ``flags | ev.m`` (a bool): no branch per trade
+
+
+def record_writer(sink: RecordSink, fields: struct.Struct) -> Callable[..., int]:
+    """Return ``write(*values)`` publishing one record of the kind ``fields`` describes into ``sink``."""
+    packed_writer = getattr(sink, "packed_writer", None)
+    if packed_writer is not None:
+        return packed_writer(fields)  # type: ignore[no-any-return]
+    pack = whole_record(fields).pack
+    write_bytes = sink.write_bytes
+
+    def write(*values: Any) -> int:
+        return write_bytes(pack(*values))
+
+    return write
 
 
 class PipelineStats(msgspec.Struct, frozen=True):
@@ -110,6 +149,7 @@ class FramePipeline:
         self._extra_events = 0  # array elements beyond the first of each array frame
         self._last_recv: dict[str, int] = {}
         self._handlers = self._make_handlers()
+        self.process = self._make_process()  # type: ignore[method-assign]  # the same steps, over closure locals
 
     @property
     def symbol_ids(self) -> dict[str, int]:
@@ -125,6 +165,34 @@ class FramePipeline:
             event = decode_frame(frame)  # bare events, and the diagnosis of everything else
         now_ms = (recv_time_ns if self._recv_is_wall else self._clock.time_ns()) // 1_000_000
         return self._handlers[type(event)](event, recv_time_ns, now_ms)  # type: ignore[no-any-return]
+
+    def _make_process(self) -> Callable[[bytes, int], bool]:
+        """Return :meth:`process` as a closure (what ``self.process`` is): no attribute lookups per frame."""
+        handlers = self._handlers
+        pipeline = self
+
+        if self._recv_is_wall:
+
+            def process(frame: bytes, recv_time_ns: int) -> bool:
+                pipeline.frames_in += 1
+                try:
+                    event = decode_combined(frame).data
+                except Exception:
+                    event = decode_frame(frame)
+                return handlers[type(event)](event, recv_time_ns, recv_time_ns // 1_000_000)  # type: ignore[no-any-return]
+
+            return process
+        wall_ns = self._clock.time_ns
+
+        def process_live(frame: bytes, recv_time_ns: int) -> bool:
+            pipeline.frames_in += 1
+            try:
+                event = decode_combined(frame).data
+            except Exception:
+                event = decode_frame(frame)
+            return handlers[type(event)](event, recv_time_ns, wall_ns() // 1_000_000)  # type: ignore[no-any-return]
+
+        return process_live
 
     @property
     def published(self) -> int:
@@ -155,42 +223,133 @@ class FramePipeline:
     def _make_handlers(self) -> dict[type, Callable[[Any, int, int], bool]]:
         fw = self.firewall
         reject = fw.reject
-        write = self._writer.write_bytes
+        sink = self._writer
+        write_trade = record_writer(sink, TRADE_FIELDS)
+        write_book_ticker = record_writer(sink, BOOK_TICKER_FIELDS)
+        write_mark_price = record_writer(sink, MARK_PRICE_FIELDS)
+        write_kline = record_writer(sink, KLINE_FIELDS)
+        write_liquidation = record_writer(sink, LIQUIDATION_FIELDS)
         ids = self._ids
         last_recv = self._last_recv
         flags = self._flags
 
+        # bookTicker, trade and aggTrade (nearly every frame) take a fused path: each field is loaded once, the
+        # firewall's acceptance condition is tried as one expression, and the accepted event is published from the
+        # same locals. The condition is the firewall's own shortcut (``Firewall.check_book_ticker`` & co.) over the
+        # firewall's own ordering state; anything it does not accept goes to the firewall's check, which names the
+        # reason (or accepts, if the shortcut was only stricter). A test holds the two to the same decisions.
+        book_state = fw.ordering_state("bookTicker")
+        trade_state = fw.ordering_state("trade")
+        agg_state = fw.ordering_state("aggTrade")
+        skew_ms = fw.max_future_skew_ms
+
         def on_book_ticker(ev: BookTicker, recv_ns: int, now_ms: int) -> bool:
+            symbol = ev.s
+            state = book_state.get(symbol)
+            if state is not None:
+                update_id = ev.u
+                tx_time = ev.T
+                event_time = ev.E
+                bid = ev.b
+                ask = ev.a
+                bid_qty = ev.B
+                ask_qty = ev.A
+                limit = now_ms + skew_ms
+                if (
+                    0.0 < bid <= ask < _INF
+                    and 0.0 <= bid_qty < _INF
+                    and 0.0 <= ask_qty < _INF
+                    and state[0] < update_id < _MAX_ID
+                    and _MIN_MS <= event_time <= limit
+                    and state[1] <= tx_time <= limit
+                ):
+                    state[0] = update_id
+                    state[1] = tx_time
+                    write_book_ticker(
+                        BOOK_TICKER, flags, ids[symbol], event_time, recv_ns,
+                        bid, bid_qty, ask, ask_qty, update_id, tx_time,
+                    )  # fmt: skip
+                    last_recv[symbol] = recv_ns
+                    return True
             reason = check_book_ticker(ev, now_ms)
             if reason is None:
-                symbol = ev.s
-                write(pack_book_ticker(ids[symbol], ev.E, recv_ns, ev.u, ev.b, ev.B, ev.a, ev.A, ev.T, flags))
+                write_book_ticker(BOOK_TICKER, flags, ids[symbol], ev.E, recv_ns, ev.b, ev.B, ev.a, ev.A, ev.u, ev.T)
                 last_recv[symbol] = recv_ns
                 return True
-            reject(reason, ev.s)
+            reject(reason, symbol)
             return False
 
         def on_trade(ev: Trade, recv_ns: int, now_ms: int) -> bool:
+            symbol = ev.s
+            state = trade_state.get(symbol)
+            if state is not None:
+                trade_id = ev.t
+                trade_time = ev.T
+                event_time = ev.E
+                price = ev.p
+                qty = ev.q
+                limit = now_ms + skew_ms
+                if (
+                    ev.X == "MARKET"
+                    and 0.0 < price < _INF
+                    and 0.0 <= qty < _INF
+                    and state[0] < trade_id < _MAX_ID
+                    and _MIN_MS <= event_time <= limit
+                    and state[1] <= trade_time <= limit
+                ):
+                    state[0] = trade_id
+                    state[1] = trade_time
+                    write_trade(
+                        TRADE, flags | ev.m, ids[symbol], event_time, recv_ns,
+                        price, qty, trade_id, trade_id, trade_id, trade_time,
+                    )  # fmt: skip
+                    last_recv[symbol] = recv_ns
+                    return True
             reason = check_trade(ev, now_ms)
             if reason is None:
-                symbol = ev.s
                 trade_id = ev.t
-                write(
-                    pack_trade(ids[symbol], ev.E, recv_ns, ev.p, ev.q, trade_id, trade_id, trade_id, ev.T, ev.m, flags)
+                write_trade(
+                    TRADE, flags | ev.m, ids[symbol], ev.E, recv_ns, ev.p, ev.q, trade_id, trade_id, trade_id, ev.T
                 )
                 last_recv[symbol] = recv_ns
                 return True
-            reject(reason, ev.s)
+            reject(reason, symbol)
             return False
 
         def on_agg_trade(ev: AggTrade, recv_ns: int, now_ms: int) -> bool:
+            symbol = ev.s
+            state = agg_state.get(symbol)
+            if state is not None:
+                agg_id = ev.a
+                first_id = ev.f
+                last_id = ev.l
+                trade_time = ev.T
+                event_time = ev.E
+                price = ev.p
+                qty = ev.q
+                limit = now_ms + skew_ms
+                if (
+                    0.0 < price < _INF
+                    and 0.0 <= qty < _INF
+                    and state[0] < agg_id < _MAX_ID
+                    and 0 <= first_id <= last_id < _MAX_ID
+                    and _MIN_MS <= event_time <= limit
+                    and state[1] <= trade_time <= limit
+                ):
+                    state[0] = agg_id
+                    state[1] = trade_time
+                    write_trade(
+                        TRADE, flags | ev.m, ids[symbol], event_time, recv_ns,
+                        price, qty, agg_id, first_id, last_id, trade_time,
+                    )  # fmt: skip
+                    last_recv[symbol] = recv_ns
+                    return True
             reason = check_agg_trade(ev, now_ms)
             if reason is None:
-                symbol = ev.s
-                write(pack_trade(ids[symbol], ev.E, recv_ns, ev.p, ev.q, ev.a, ev.f, ev.l, ev.T, ev.m, flags))
+                write_trade(TRADE, flags | ev.m, ids[symbol], ev.E, recv_ns, ev.p, ev.q, ev.a, ev.f, ev.l, ev.T)
                 last_recv[symbol] = recv_ns
                 return True
-            reject(reason, ev.s)
+            reject(reason, symbol)
             return False
 
         def on_mark_price(ev: MarkPriceUpdate, recv_ns: int, now_ms: int) -> bool:
@@ -198,7 +357,7 @@ class FramePipeline:
             if reason is None:
                 symbol = ev.s
                 rate = parse_funding_rate(ev.r)
-                write(pack_mark_price(ids[symbol], ev.E, recv_ns, ev.p, ev.i, ev.P, rate, ev.T, flags))
+                write_mark_price(MARK_PRICE, flags, ids[symbol], ev.E, recv_ns, ev.p, ev.i, ev.P, rate, ev.T)
                 last_recv[symbol] = recv_ns
                 return True
             reject(reason, ev.s)
@@ -210,12 +369,9 @@ class FramePipeline:
                 symbol = ev.s
                 k = ev.k
                 interval_ms = k.T - k.t + 1  # the firewall checked it against the interval
-                write(
-                    pack_kline(
-                        ids[symbol], ev.E, recv_ns, k.t, k.T, interval_ms,
-                        open=k.o, high=k.h, low=k.l, close=k.c, base_volume=k.v, quote_volume=k.q,
-                        number_of_trades=k.n, taker_buy_base_volume=k.V, closed=k.x, flags=flags,
-                    )
+                write_kline(
+                    KLINE, flags | FLAG_KLINE_CLOSED if k.x else flags, ids[symbol], ev.E, recv_ns,
+                    k.c, k.v, k.o, k.h, k.l, k.q, k.V, k.t, k.T, k.n, interval_ms,
                 )  # fmt: skip
                 last_recv[symbol] = recv_ns
                 return True
@@ -227,7 +383,11 @@ class FramePipeline:
             reason = fw.check_force_order(ev, now_ms)
             if reason is None:
                 symbol = o.s
-                write(pack_liquidation(ids[symbol], ev.E, recv_ns, o.S, o.o, o.X, o.p, o.ap, o.q, o.z, o.l, o.T, flags))
+                write_liquidation(
+                    LIQUIDATION, flags | FLAG_SELL if o.S == "SELL" else flags, ids[symbol],
+                    ORDER_TYPE_CODES[o.o], ORDER_STATUS_CODES[o.X], ev.E, recv_ns,
+                    o.p, o.q, o.ap, o.z, o.l, o.T,
+                )  # fmt: skip
                 last_recv[symbol] = recv_ns
                 return True
             reject(reason, o.s)

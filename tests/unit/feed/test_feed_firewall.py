@@ -292,6 +292,27 @@ def test_fast_path_agrees_with_the_step_by_step_checks(events: list[Any]) -> Non
         assert (fast._book, fast._trade, fast._agg) == (slow._book, slow._trade, slow._agg)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(books, trades, aggs), max_size=12))
+def test_pipeline_fused_path_agrees_with_the_firewall(events: list[Any]) -> None:
+    """The pipeline's fused check-and-publish makes the firewall's decisions, moves its state the same way, and
+    publishes exactly what it accepts."""
+    sink = ListSink()
+    pipeline = FramePipeline(["BTCUSDT"], sink, recv_clock="wall")
+    reference = Firewall(["BTCUSDT"])
+    recv_ns = NOW_MS * 1_000_000
+    for event in events:
+        expected = reference.check(event, NOW_MS)
+        published = pipeline._handlers[type(event)](event, recv_ns, NOW_MS)
+        assert published == (expected is None)
+        fw = pipeline.firewall
+        assert (fw._book, fw._trade, fw._agg) == (reference._book, reference._trade, reference._agg)
+        if expected is not None:
+            reference.reject(expected, event.s)
+    assert pipeline.firewall.counts == reference.counts
+    assert len(sink.records) == sum(1 for _ in events) - reference.rejected
+
+
 # -- the consumer-side firewall ---------------------------------------------------------------------------------
 
 

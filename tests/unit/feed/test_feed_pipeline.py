@@ -239,6 +239,33 @@ def test_stdlib_baseline_publishes_the_same_records(recordings: dict[str, list[t
         assert pipeline.stats.rejected_by_reason == baseline.stats.rejected_by_reason, name
 
 
+def test_packed_into_the_ring_is_byte_for_byte_the_bytes_path(
+    recordings: dict[str, list[tuple[int, bytes]]], ring_path: Path
+) -> None:
+    """A ``RingWriter`` sink gets records packed into its slots; any other sink gets ``bytes``: the same records."""
+    for name, frames in recordings.items():
+        frames = frames[:5_000]
+        symbols = symbols_in(frames)
+        listed = ListSink()
+        path = ring_path.with_name(name.replace("/", "-"))
+        writer = _writer(path, 1 << 13)
+        reader = _reader(path)
+        try:
+            into_ring = FramePipeline(symbols, writer, recv_clock="wall", replay=True)
+            into_list = FramePipeline(symbols, listed, recv_clock="wall", replay=True)
+            for recv_ns, frame in frames:
+                into_ring.process(frame, recv_ns)
+                into_list.process(frame, recv_ns)
+            batch = reader.read_batch(1 << 13)
+            assert batch.size == len(listed.records) == into_ring.stats.published, name
+            expected = records.from_bytes(b"".join(listed.records)).copy()
+            expected["seq"] = batch["seq"]
+            assert batch.tobytes() == expected.tobytes(), name
+        finally:
+            reader.close()
+            writer.close()
+
+
 def test_monotonic_receive_times_use_the_clock_for_the_skew_bound() -> None:
     class Clock:
         wall_ns = 0
