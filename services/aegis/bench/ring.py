@@ -9,9 +9,13 @@ process on the host, so one-way latency = receipt − send is valid across proce
 Scenarios, each reported as throughput (records/s, writer start → reader has every record) and one-way latency
 p50/p99 (µs):
 
-* ``ring_per_record_python_api`` — the writer calls ``RingWriter.write_bytes`` once per record (own seq,
-  published on its own), the reader calls ``RingReader.read_one_bytes`` once per record (validated on its
-  own). Latency is sampled on every 64th record (the same sampling for every per-record contender).
+* ``ring_per_record_python_api`` — the writer makes one Python call per record, the function
+  ``RingWriter.packed_writer`` returns for the record's fields (own seq, published on its own; the send time is
+  packed straight into the slot, no ``bytes`` object is built), the reader calls ``RingReader.read_one_bytes``
+  once per record (validated on its own) and gets the 64-byte record as ``bytes``, as the baseline readers do.
+  Latency is sampled on every 64th record (the same sampling for every per-record contender).
+* ``ring_per_record_bytes`` — the same with ``write_bytes(pack(i, clock()))``: the writer builds the record as
+  ``bytes`` first, exactly as the baseline writers must (reported for comparison; not used by the ratios).
 * ``ring_per_record_compiled`` — ``write_each`` / ``read_each``: still one seq, one publish and one validation
   per record, but the per-record loop runs in numba (the writer stamps each record as it publishes it, the
   reader stamps each record as it takes it). This is what a compiled consumer (e.g. a numba candle builder)
@@ -31,7 +35,17 @@ their latency is bounded by their buffer and ours by the run. Compare paced late
 
 Ratios: ``per_record_vs_mp_queue``, ``per_record_vs_mp_pipe`` and ``per_record_vs_faster_fifo`` use
 ``ring_per_record_python_api`` (ours ÷ baseline records/s), because the baselines are also one Python call per
-record on each side and the feed and brain are Python; ``per_record_compiled_vs_*`` are reported beside them.
+record on each side and the feed and brain are Python; ``per_record_bytes_vs_*`` and ``per_record_compiled_vs_*``
+are reported beside them.
+
+Conditions, the same for every scenario: each child process runs its timed part with the garbage collector
+disabled (after a collection and ``gc.freeze()``; none of the loops creates reference cycles). With ``--pin``
+(needs 2 or more usable CPUs) the writer is pinned to one CPU and the reader to another
+(``os.sched_setaffinity``), so the two busy processes are never time-shared on one core; multiprocessing.Queue's
+feeder thread shares its writer's CPU (it needs the writer's GIL anyway). Pinning is off by default: on the
+2-vCPU development VM shared with other jobs it made every contender worse (a pinned process cannot move away
+from a CPU another job is using). ``config`` records both settings and the 1-minute load average before and
+after the run: on a shared machine, read every figure with it.
 ``batched_vs_*`` compare ``ring_batched`` with the same baseline batched the same way. ``paced_p99_vs_*`` is
 the baseline's paced p99 ÷ ours (how many times lower ours is). ``targets`` says, without rounding in our
 favour, whether the issue's targets were met in this run.
@@ -40,6 +54,7 @@ favour, whether the issue's targets were met in this run.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -57,6 +72,7 @@ from aegis.core import ring
 
 RECORD = np.dtype([("seq", "<u8"), ("send_ns", "<i8"), ("payload", "<f8", (6,))])
 _PACK = struct.Struct("<Qq48x")  # the same 64-byte record as bytes, for the per-record paths
+_FIELDS = struct.Struct("<q48x")  # the record after its seq word, packed straight into a ring slot
 _SEND = struct.Struct("<q")
 _SAMPLE_MASK = 63  # per-record paths sample latency on every 64th record
 _DEADLINE_S = 300.0  # a stuck peer must not hang the benchmark forever
@@ -72,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1024, help="records per batch in the batched scenarios")
     parser.add_argument("--quick", action="store_true", help="small run for tests (≤ 10 s)")
     parser.add_argument("--dir", default=None, help="directory for the ring file (default /dev/shm, else a temp dir)")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pin writer and reader to two different CPUs (needs 2+ usable CPUs; default off)",
+    )
 
 
 def run(options: argparse.Namespace, report: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -89,13 +111,18 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
     ctx = mp.get_context("fork")
     ring_path = directory / f"aegis-bench-ring-{os.getpid()}"
     capacity = 1 << max(10, (max(records, paced) - 1).bit_length())
+    usable = sorted(os.sched_getaffinity(0))
+    pin = getattr(options, "pin", None)
+    cpus = (usable[0], usable[1]) if pin and len(usable) >= 2 else None
+    load_before = os.getloadavg()[0]
 
     say(f"ring bench: {records} records × 64 B per throughput scenario, {paced} paced at {pace_ns / 1000:g} µs, ")
-    say(f"batch {batch}, ring {ring_path} capacity {capacity}, {os.cpu_count()} CPUs")
+    say(f"batch {batch}, ring {ring_path} capacity {capacity}, {os.cpu_count()} CPUs, pinned to {cpus}")
     say(f"{'scenario':34s} {'records/s':>12s} {'p50 µs':>10s} {'p99 µs':>10s} {'lost':>6s}")
 
     flood: list[Scenario] = [
-        ("ring_per_record_python_api", _ring_write_python, _ring_read_python),
+        ("ring_per_record_python_api", _ring_write_packed, _ring_read_python),
+        ("ring_per_record_bytes", _ring_write_python, _ring_read_python),
         ("ring_per_record_compiled", _ring_write_compiled, _ring_read_compiled),
         ("ring_batched", _ring_write_batched, _ring_read_batched),
         ("mp_queue_per_record", _queue_write, _queue_read),
@@ -106,7 +133,7 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
         ("faster_fifo_batched", _ffq_write_batched, _ffq_read_batched),
     ]
     paced_scenarios: list[Scenario] = [
-        ("ring_paced", _ring_write_python, _ring_read_python),
+        ("ring_paced", _ring_write_packed, _ring_read_python),
         ("mp_queue_paced", _queue_write, _queue_read_polling),
         ("mp_pipe_paced", _pipe_write, _pipe_read_polling),
         ("faster_fifo_paced", _queue_write, _queue_read_polling),
@@ -114,10 +141,10 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
     measured: dict[str, dict[str, float]] = {}
     try:
         for name, writer, reader in flood:
-            measured[name] = _run_pair(ctx, name, writer, reader, records, 0, batch, ring_path, capacity)
+            measured[name] = _run_pair(ctx, name, writer, reader, records, 0, batch, ring_path, capacity, cpus)
             _show(say, name, measured[name])
         for name, writer, reader in paced_scenarios:
-            measured[name] = _run_pair(ctx, name, writer, reader, paced, pace_ns, 1, ring_path, capacity)
+            measured[name] = _run_pair(ctx, name, writer, reader, paced, pace_ns, 1, ring_path, capacity, cpus)
             _show(say, name, measured[name])
     finally:
         for leftover in (ring_path, ring_path.with_name(ring_path.name + ".lock")):
@@ -139,6 +166,8 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
         "per_record_vs_mp_queue": rate("ring_per_record_python_api") / rate("mp_queue_per_record"),
         "per_record_vs_mp_pipe": rate("ring_per_record_python_api") / rate("mp_pipe_per_record"),
         "per_record_vs_faster_fifo": rate("ring_per_record_python_api") / rate("faster_fifo_per_record"),
+        "per_record_bytes_vs_mp_queue": rate("ring_per_record_bytes") / rate("mp_queue_per_record"),
+        "per_record_bytes_vs_faster_fifo": rate("ring_per_record_bytes") / rate("faster_fifo_per_record"),
         "per_record_compiled_vs_mp_queue": rate("ring_per_record_compiled") / rate("mp_queue_per_record"),
         "per_record_compiled_vs_faster_fifo": rate("ring_per_record_compiled") / rate("faster_fifo_per_record"),
         "batched_vs_mp_queue": rate("ring_batched") / rate("mp_queue_batched"),
@@ -170,6 +199,10 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
             "batch": batch,
             "record_bytes": RECORD.itemsize,
             "cpus": os.cpu_count(),
+            "pinned_cpus": list(cpus) if cpus else None,
+            "gc_disabled_while_timed": True,
+            "load_avg_1m_before": round(load_before, 2),
+            "load_avg_1m_after": round(os.getloadavg()[0], 2),
             "quick": quick,
         },
     }
@@ -201,6 +234,7 @@ def _run_pair(
     batch: int,
     ring_path: Path,
     capacity: int,
+    cpus: tuple[int, int] | None,
 ) -> dict[str, float]:
     if name.startswith("faster_fifo"):
         from faster_fifo import Queue as FasterFifoQueue
@@ -216,8 +250,12 @@ def _run_pair(
     results = ctx.Queue()
     job = {"n": n, "pace_ns": pace_ns, "batch": batch}
     processes = [
-        ctx.Process(target=_child, args=(writer, channel, barrier, job, results, "writer"), daemon=True),
-        ctx.Process(target=_child, args=(reader, channel, barrier, job, results, "reader"), daemon=True),
+        ctx.Process(
+            target=_child, args=(writer, channel, barrier, job, results, "writer", cpus and cpus[0]), daemon=True
+        ),
+        ctx.Process(
+            target=_child, args=(reader, channel, barrier, job, results, "reader", cpus and cpus[1]), daemon=True
+        ),
     ]
     for process in processes:
         process.start()
@@ -248,7 +286,14 @@ def _run_pair(
     }
 
 
-def _child(body: Callable[..., Any], channel: Any, barrier: Any, job: dict, results: Any, role: str) -> None:
+def _child(
+    body: Callable[..., Any], channel: Any, barrier: Any, job: dict, results: Any, role: str, cpu: int | None
+) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # the same for every contender: no collection pauses inside the timed loops
     try:
         value = body(channel, barrier, **job)
     except BaseException as exc:  # report to the parent rather than dying silently
@@ -298,6 +343,25 @@ def _ring_write_python(channel: Any, barrier: Any, n: int, pace_ns: int, batch: 
     else:
         for i in range(n):
             write_bytes(pack(i, clock()))
+    writer.close()
+    return {"start_ns": start}
+
+
+def _ring_write_packed(channel: Any, barrier: Any, n: int, pace_ns: int, batch: int) -> dict:
+    path, capacity = channel
+    writer = ring.create(path, RECORD, capacity)
+    write, clock = writer.packed_writer(_FIELDS), time.perf_counter_ns
+    barrier.wait()
+    start = clock()
+    if pace_ns:
+        due = start
+        for _ in range(n):
+            due += pace_ns
+            _wait_until(due)
+            write(clock())
+    else:
+        for _ in range(n):
+            write(clock())
     writer.close()
     return {"start_ns": start}
 
