@@ -412,6 +412,19 @@ class StreamingIndicators:
                 raise IndicatorArgumentError(name, f"must be a float64 array of shape ({n},)")
         return self._advance(rows, high.reshape(n, 1), low.reshape(n, 1), close.reshape(n, 1))
 
+    def update_one(self, row: int, high: float, low: float, close: float) -> None:
+        """Advance one symbol (row ``row``) by one closed bar given as floats: :meth:`update` of one row, without
+        building arrays (the brain's path: one candle closes at a time)."""
+        if not 0 <= row < self.n_symbols:
+            raise IndicatorArgumentError("symbols", f"must be row numbers in 0..{self.n_symbols - 1}")
+        if not k.stream_update_one(
+            self._state, self._ring, self.bars, self._positions, self._ip, self._fp, row, float(high), float(low),
+            float(close), self.values,
+        ):  # fmt: skip
+            raise IndicatorArgumentError(
+                "high/low/close", f"bar of symbol {row} is not finite ({high}, {low}, {close}); it was not advanced"
+            )
+
     def feed(
         self, high: np.ndarray, low: np.ndarray, close: np.ndarray, symbols: np.ndarray | None = None
     ) -> np.ndarray:

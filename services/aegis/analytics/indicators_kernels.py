@@ -478,3 +478,35 @@ def stream_update(state, ring, bars, positions, ip, fp, symbols, high, low, clos
             bars[s] += 1
             positions[s] = positions[s] + 1 if positions[s] + 1 < window else 0
     return -1
+
+
+@njit(cache=True, error_model="numpy")
+def stream_update_one(state, ring, bars, positions, ip, fp, s, high, low, close, values):
+    """Advance symbol row ``s`` by one bar given as scalars (no arrays to build per call); False if not finite.
+
+    The same steps, in the same order, as :func:`stream_update` with one symbol and one bar.
+    """
+    if not (math.isfinite(high) and math.isfinite(low) and math.isfinite(close)):
+        return False
+    sma_p, ema_p, rsi_p, atr_p = ip[P_SMA], ip[P_EMA], ip[P_RSI], ip[P_ATR]
+    fast, slow, signal, bb_p, adx_p, window = ip[P_FAST], ip[P_SLOW], ip[P_SIGNAL], ip[P_BB], ip[P_ADX], ip[P_WINDOW]
+    ema_k, k_fast, k_slow, k_signal, nbdev = fp[F_EMA_K], fp[F_FAST_K], fp[F_SLOW_K], fp[F_SIGNAL_K], fp[F_NBDEV]
+    bar = bars[s]
+    position = positions[s]
+    ring[s, position] = close
+    values[s, OUT_SMA] = sma_step(state, s, S_SMA, bar, close, ring, s, position, window, sma_p)
+    values[s, OUT_EMA] = ema_step(state, s, S_EMA, bar, close, ema_p, ema_k, False)
+    values[s, OUT_RSI] = rsi_step(state, s, S_RSI, bar, close, rsi_p)
+    values[s, OUT_ATR] = atr_step(state, s, S_ATR, bar, high, low, close, atr_p)
+    line, sig, hist = macd_step(state, s, S_MACD, bar, close, fast, slow, signal, k_fast, k_slow, k_signal)
+    values[s, OUT_MACD] = line
+    values[s, OUT_MACD_SIGNAL] = sig
+    values[s, OUT_MACD_HIST] = hist
+    upper, middle, lower = bbands_step(state, s, S_BBANDS, bar, close, ring, s, position, window, bb_p, nbdev)
+    values[s, OUT_BB_UPPER] = upper
+    values[s, OUT_BB_MIDDLE] = middle
+    values[s, OUT_BB_LOWER] = lower
+    values[s, OUT_ADX] = adx_step(state, s, S_ADX, bar, high, low, close, adx_p)
+    bars[s] = bar + 1
+    positions[s] = position + 1 if position + 1 < window else 0
+    return True

@@ -202,6 +202,15 @@ class StreamingSMC:
         self._blocks: list[_Block] = []
         self._crossed: set[int] = set()
         self._pools: list[_Pool] = []
+        # Thresholds that let a bar skip the loops over gaps, blocks and pools when it cannot touch any of them
+        # (exact: a bar that could touch one runs the full loop, which recomputes them).
+        self._fvg_up = -math.inf  # highest top of a bullish gap: mitigated by a low at or below it
+        self._fvg_down = math.inf  # lowest bottom of a bearish gap: mitigated by a high at or above it
+        self._ob_limits = [-math.inf, math.inf, math.inf, -math.inf]  # see _block_limits
+        self._pool_up = math.inf  # lowest top of an unswept pool of highs: swept by a high at or above it
+        self._pool_down = -math.inf  # highest bottom of an unswept pool of lows
+        self._pools_final = -2  # newest final swing at the last full pass over the pools
+        self._pools_waiting = False  # a swept pool waits for a newer final swing to be dropped
 
     @property
     def delay(self) -> int:
@@ -268,9 +277,11 @@ class StreamingSMC:
             del self._swings[0]
             keep -= 1
         self._fvgs = [g for g in self._fvgs if g[0] >= oldest]
+        self._fvg_limits()
         self._pending = [m for m in self._pending if m.swing >= oldest]
         self._broken = [m for m in self._broken if m.swing >= oldest]
         self._blocks = [b for b in self._blocks if b.index >= oldest]
+        self._block_limits()
         self._crossed = {i for i in self._crossed if i >= oldest}
         self._next_trim = t + self.horizon
 
@@ -309,7 +320,7 @@ class StreamingSMC:
     def _update_fvgs(self, t: int, events: list[SmcEvent]) -> None:
         high = self._high[-1]
         low = self._low[-1]
-        if self._fvgs:
+        if self._fvgs and (low <= self._fvg_up or high >= self._fvg_down):
             still = []
             for gap in self._fvgs:
                 index, direction, top, bottom = gap
@@ -318,6 +329,7 @@ class StreamingSMC:
                 else:
                     still.append(gap)
             self._fvgs = still
+            self._fvg_limits()
         i = t - 1
         if i < 1:
             return
@@ -329,7 +341,15 @@ class StreamingSMC:
         else:
             return
         self._fvgs.append(gap)
+        if gap[1] == 1:
+            self._fvg_up = max(self._fvg_up, gap[2])
+        else:
+            self._fvg_down = min(self._fvg_down, gap[3])
         events.append(FvgEvent(t, i, gap[1], gap[2], gap[3], "formed"))
+
+    def _fvg_limits(self) -> None:
+        self._fvg_up = max((g[2] for g in self._fvgs if g[1] == 1), default=-math.inf)
+        self._fvg_down = min((g[3] for g in self._fvgs if g[1] == -1), default=math.inf)
 
     # --------------------------------------------------------------------------------------------- BOS/CHOCH
 
@@ -419,7 +439,13 @@ class StreamingSMC:
 
     def _update_blocks(self, t: int, events: list[SmcEvent]) -> None:
         o, h, lo, c = self._open[-1], self._high[-1], self._low[-1], self._close[-1]
-        if self._blocks:
+        limits = self._ob_limits
+        if self._blocks and (
+            (min(o, c) if self.close_mitigation else lo) < limits[0]
+            or h > limits[1]
+            or (max(o, c) if self.close_mitigation else h) > limits[2]
+            or lo < limits[3]
+        ):
             still = []
             for block in self._blocks:
                 removed = False
@@ -440,6 +466,7 @@ class StreamingSMC:
                 else:
                     still.append(block)
             self._blocks = still
+            self._block_limits()
         last_high = last_low = None
         base = self._base
         for index, kind, _ in reversed(self._swings[-2:]):
@@ -480,7 +507,27 @@ class StreamingSMC:
         pct = min(recent, older) / bigger * 100.0 if bigger != 0 else 100.0
         block = _Block(best, direction, highs[best - base], lows[best - base], total, pct)
         self._blocks.append(block)
+        if direction == 1:
+            self._ob_limits[0] = max(self._ob_limits[0], block.bottom)
+        else:
+            self._ob_limits[2] = min(self._ob_limits[2], block.top)
         events.append(self._block_event(t, block, "formed"))
+
+    def _block_limits(self) -> None:
+        """[highest bottom of a bullish block (mitigated below it), lowest top of a bullish breaker (removed above
+        it), lowest top of a bearish block, highest bottom of a bearish breaker]."""
+        limits = [-math.inf, math.inf, math.inf, -math.inf]
+        for b in self._blocks:
+            if b.direction == 1:
+                if b.breaker:
+                    limits[1] = min(limits[1], b.top)
+                else:
+                    limits[0] = max(limits[0], b.bottom)
+            elif b.breaker:
+                limits[3] = max(limits[3], b.bottom)
+            else:
+                limits[2] = min(limits[2], b.top)
+        self._ob_limits = limits
 
     @staticmethod
     def _block_event(t: int, block: _Block, action: Literal["formed", "mitigated", "removed"]) -> OrderBlockEvent:
@@ -515,6 +562,12 @@ class StreamingSMC:
                 pool.swept = j
                 break
         self._pools.append(pool)
+        if pool.swept >= 0:
+            self._pools_waiting = True
+        elif direction == 1:
+            self._pool_up = min(self._pool_up, pool.high)
+        else:
+            self._pool_down = max(self._pool_down, pool.low)
 
     def _update_pools(self, t: int, events: list[SmcEvent]) -> None:
         if not self._pools:
@@ -522,6 +575,13 @@ class StreamingSMC:
         h, lo = self._high[-1], self._low[-1]
         # a swept pool can still take a final swing older than its sweep; the next final swing is newer than this
         newest_final = self._swings[-2][0] if len(self._swings) >= 2 else -1
+        if (
+            h < self._pool_up
+            and lo > self._pool_down
+            and (newest_final == self._pools_final or not self._pools_waiting)
+        ):
+            return  # nothing is swept and nothing can be dropped
+        self._pools_final = newest_final
         still = []
         for pool in self._pools:
             reached = h >= pool.high if pool.direction == 1 else lo <= pool.low
@@ -532,6 +592,9 @@ class StreamingSMC:
             if pool.swept < 0 or pool.swept > newest_final:
                 still.append(pool)
         self._pools = still
+        self._pool_up = min((p.high for p in still if p.swept < 0 and p.direction == 1), default=math.inf)
+        self._pool_down = max((p.low for p in still if p.swept < 0 and p.direction == -1), default=-math.inf)
+        self._pools_waiting = any(p.swept >= 0 for p in still)
 
     @staticmethod
     def _pool_event(t: int, pool: _Pool, action: Literal["formed", "grown", "swept"]) -> LiquidityEvent:

@@ -239,7 +239,6 @@ class _IndicatorBank:
 
     def __init__(self) -> None:
         self.blocks: list[StreamingIndicators] = []
-        self._one = np.zeros(1, dtype=np.int64)
 
     def _locate(self, row: int) -> tuple[StreamingIndicators, int]:
         while row // _BLOCK >= len(self.blocks):
@@ -248,8 +247,7 @@ class _IndicatorBank:
 
     def update(self, row: int, high: float, low: float, close: float) -> None:
         block, local = self._locate(row)
-        self._one[0] = local
-        block.update(np.array([high]), np.array([low]), np.array([close]), symbols=self._one)
+        block.update_one(local, high, low, close)
 
     def reset(self, row: int) -> None:
         block, local = self._locate(row)

@@ -144,6 +144,17 @@ def test_streaming_indicators_equal_batch_on_real_klines(shared_data: Path) -> N
     again.feed(high[:, 9000:], low[:, 9000:], close[:, 9000:])
     assert np.array_equal(again.values, stream.values, equal_nan=True)
     assert again.bars.tolist() == [close.shape[1]] * 2
+    # update_one (the brain's path: one symbol, one bar, floats) gives the same values, to the bit
+    one = ind.StreamingIndicators(
+        2, sma_period=5, ema_period=50, rsi_period=2, atr_period=200, bb_period=10, bb_nbdev=1.5
+    )
+    for t in range(close.shape[1]):
+        for s in (1, 0):
+            one.update_one(s, float(high[s, t]), float(low[s, t]), float(close[s, t]))
+            assert np.array_equal(one.values[s], seen[t, s], equal_nan=True)
+    with pytest.raises(ind.IndicatorArgumentError, match="not finite"):
+        one.update_one(0, 1.0, 1.0, float("nan"))
+    assert np.array_equal(one.values, stream.values, equal_nan=True) and one.bars.tolist() == stream.bars.tolist()
 
 
 @st.composite
