@@ -57,6 +57,8 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 """Histogram buckets (seconds) for gRPC calls and the decision path: 0.5 ms to 10 s."""
 
 _UNTRACED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
+_UNTRACED_METHODS = ("/aegis.v1.VirtualAccountService/ApplyPriceUpdates",)
+"""Price pushes (conflated ticks, every AEGIS_BRAIN_PRICE_PUSH_MS): counted by the gRPC metrics, not traced."""
 
 MetricSource = Any
 """A prometheus collector (an object with ``collect()``) or a callable returning metric families."""
@@ -187,8 +189,14 @@ def current_trace_id() -> str | None:
 def _trace_filter() -> Any:
     from opentelemetry.instrumentation.grpc import filters
 
-    # Probes and reflection would drown the real calls (a readiness probe every few seconds per pod).
-    return filters.negate(filters.any_of(*(filters.service_prefix(p) for p in _UNTRACED_SERVICES)))
+    # Probes and reflection would drown the real calls (a readiness probe every few seconds per pod), and so would
+    # the price pushes (several a second per shard).
+    return filters.negate(
+        filters.any_of(
+            *(filters.service_prefix(p) for p in _UNTRACED_SERVICES),
+            *(filters.full_method_name(m) for m in _UNTRACED_METHODS),
+        )
+    )
 
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):

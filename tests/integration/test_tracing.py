@@ -331,8 +331,9 @@ def test_a_signal_is_one_trace_across_brain_risk_and_virtual_account_and_its_lat
         "aegis.signal", "aegis.risk_decision", "aegis.order", "aegis.fill",
         "/aegis.v1.RiskService/SizeOrder", "/aegis.v1.RiskService/EvaluateSignal",
         "/aegis.v1.VirtualAccountService/OpenPosition", "/aegis.v1.VirtualAccountService/ClosePosition",
-        "/aegis.v1.VirtualAccountService/ApplyPriceUpdates",
     }, brain_names  # fmt: skip
+    # the price pushes (conflated ticks, several a second) are counted, not traced, on either side
+    assert not [s for s in spans if "ApplyPriceUpdates" in s.name]
     signals = [s for s in spans if s.service == "aegis-brain" and s.name == "aegis.signal"]
     assert len(signals) == 3 and len({s.trace_id for s in signals}) == 3
 
