@@ -26,8 +26,10 @@ p50/p99 (µs):
   faster_fifo its native ``put_many``/``get_many`` of ``--batch`` 64-byte messages).
 * ``*_paced`` — one record every ``--pace-us`` µs (default 50); the writer waits for each deadline (spinning
   with ``sched_yield``), the reader busy-polls (``read_one_bytes``, ``get_nowait``, ``Pipe.poll``): the latency
-  a lone tick sees on a quiet stream. In the flooded ring scenarios the reader yields when it finds nothing, so
-  that on a shared machine it does not starve the writer (the queue readers block in the kernel instead).
+  a lone tick sees on a quiet stream. In the flooded ring scenarios the reader sleeps 50 µs when it finds
+  nothing (as the brain's consumer sleeps when the ring is empty), where the queue readers block in the kernel:
+  either way the waiting reader leaves the CPU to the writer. (It used to ``sched_yield``, which on a loaded
+  machine keeps a caught-up reader runnable and competing with its own writer.)
 
 Flooded latency is queueing delay: the ring never pushes back on its writer (the ring is sized to hold every
 record so nothing is lost), whereas the Pipe and faster_fifo block their writer when full, so under flood
@@ -76,6 +78,7 @@ _FIELDS = struct.Struct("<q48x")  # the record after its seq word, packed straig
 _SEND = struct.Struct("<q")
 _SAMPLE_MASK = 63  # per-record paths sample latency on every 64th record
 _DEADLINE_S = 300.0  # a stuck peer must not hang the benchmark forever
+_IDLE_S = 50e-6  # a flooded ring reader that has caught up sleeps this long before it looks again
 
 Scenario = tuple[str, Callable[..., Any], Callable[..., Any]]
 
@@ -319,6 +322,11 @@ def _wait_until(deadline_ns: int) -> int:
     return now
 
 
+def _idle() -> None:
+    """What a flooded ring reader does when it has caught up with the writer."""
+    time.sleep(_IDLE_S)
+
+
 def _check_deadline(start_ns: int) -> None:
     if time.perf_counter_ns() - start_ns > _DEADLINE_S * 1e9:
         raise TimeoutError("peer stopped sending")
@@ -369,7 +377,7 @@ def _ring_write_packed(channel: Any, barrier: Any, n: int, pace_ns: int, batch: 
 def _ring_read_python(channel: Any, barrier: Any, n: int, pace_ns: int, batch: int) -> dict:
     path, _ = channel
     reader = ring.attach(path, RECORD, timeout=60.0)
-    read, unpack, clock, idle = reader.read_one_bytes, _SEND.unpack_from, time.perf_counter_ns, os.sched_yield
+    read, unpack, clock, idle = reader.read_one_bytes, _SEND.unpack_from, time.perf_counter_ns, _idle
     sample_mask = 0 if pace_ns else _SAMPLE_MASK
     latencies: list[int] = []
     barrier.wait()
@@ -416,7 +424,7 @@ def _ring_read_compiled(channel: Any, barrier: Any, n: int, pace_ns: int, batch:
     while count < n:
         got = reader.read_each(out[count:], recv[count:])
         if got == 0:
-            os.sched_yield()
+            _idle()
             _check_deadline(start)
         count += got
     end = time.perf_counter_ns()
@@ -456,7 +464,7 @@ def _ring_read_batched(channel: Any, barrier: Any, n: int, pace_ns: int, batch: 
             recv[count : count + got] = time.perf_counter_ns()
             count += got
         else:
-            os.sched_yield()
+            _idle()
             _check_deadline(start)
     end = time.perf_counter_ns()
     lost = reader.records_lost
