@@ -99,7 +99,7 @@ class RingConsumer:
         quiet_close_s: float = 10.0,
         record_filter: RecordFilter | None = None,
         on_new_symbols: Any = None,
-        tick_interval_s: float = 0.005,
+        tick_interval_s: float = 0.025,
         record_time: Any = None,
     ) -> None:
         """``record_time``: in a replay (AEGIS_CLOCK=record), the :class:`~aegis.brain.prices.RecordTimePrices`

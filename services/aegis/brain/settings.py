@@ -113,7 +113,7 @@ class BrainSettings:
     )
     tick_interval_ms: float = setting(
         "AEGIS_BRAIN_TICK_INTERVAL_MS",
-        5.0,
+        25.0,
         positive_float,
         "While the brain is behind the ring (a burst), tick updates go on the bus at most this often (merged per "
         "symbol, no trade lost); when it has caught up, after every batch.",
