@@ -14,8 +14,12 @@ the end. The book is driven in-process (no gRPC), as the service's servicer driv
   update of every symbol; baseline = one transaction per price update.
 
 The tables are ANALYZEd before each timed phase, as autovacuum would in a running system. Every round trip is
-fully persisted (position row, trade row with the features, ledger entries, account row).
-Events are not published (no stream listens, which is what the service does then too).
+fully persisted (position row, trade row with the features, ledger entries, account row) and committed
+(``synchronous_commit`` as the server has it). Events are not published (no stream listens, which is what the
+service does then too). The event loop is uvloop's when installed, as the service runs it.
+
+Besides the rates, the report gives the CPU time per round trip of this process and of the PostgreSQL backends
+(read from ``/proc``, when PostgreSQL runs on this host): with 2 cores shared by both, their sum bounds the rate.
 """
 
 from __future__ import annotations
@@ -69,7 +73,50 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     if options.quick:
         for name in ("round_trips", "wave", "baseline_round_trips", "positions", "updates"):
             setattr(options, name, max(1, getattr(options, name) // 10))
-    return asyncio.run(_run(options))
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # as aegis.server: asyncio's own loop where uvloop is not built
+        runner = asyncio.Runner()
+    with runner:
+        return runner.run(_run(options))
+
+
+class _Cpu:
+    """CPU seconds of this process and of the PostgreSQL backends serving the bench's database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pids: list[int] = []
+
+    async def sample(self) -> tuple[float, float | None]:
+        async with self._db.connection() as conn:
+            self._pids = [
+                r["pid"]
+                for r in await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND backend_type = 'client backend'"
+                )
+            ]
+        return time.process_time(), self._backends()
+
+    def _backends(self) -> float | None:
+        total = 0
+        for pid in self._pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # PostgreSQL on another host (or gone): no figure rather than a wrong one
+                return None
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+def _per_op(before: tuple[float, float | None], after: tuple[float, float | None], n: int) -> dict[str, Any]:
+    own = (after[0] - before[0]) / n * 1e6
+    pg = None if before[1] is None or after[1] is None else (after[1] - before[1]) / n * 1e6
+    return {"bench_process_us": round(own, 1), "postgres_backends_us": None if pg is None else round(pg, 1)}
 
 
 class _Prices:
@@ -177,6 +224,7 @@ async def _checks(
 
 
 async def _run(options: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = os.getloadavg()[0]
     admin = _admin_url(options)
     dsn = await testing.create_database(admin, "aegis_bench_account")
     try:
@@ -210,12 +258,19 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
 
         n, base_n = options.round_trips, options.baseline_round_trips
         wave = max(1, min(options.wave, n))
+        cpu = _Cpu(db)
         await analyze()
+        before = await cpu.sample()
         by_price_s = await _round_trips_by_price(book, opens, prices, n, wave, symbols, "bench-rt")
+        cpu_by_price = _per_op(before, await cpu.sample(), n)
         await analyze()
+        before = await cpu.sample()
         by_request_s = await _round_trips_by_request(opens, closes, n, wave, symbols, "bench-rq")
+        cpu_by_request = _per_op(before, await cpu.sample(), n)
         await analyze()
+        before = await cpu.sample()
         baseline_s = await _round_trips_one_tx_each(book, base_n, symbols, "bench-base")
+        cpu_baseline = _per_op(before, await cpu.sample(), base_n)
         batches = opens.batches
 
         # TP/SL checks: positions that no update of the bench reaches (stops at 90/110, targets at 101/99).
@@ -275,6 +330,13 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
             "batch_delay_ms": options.batch_delay_ms,
             "batch_size": options.batch_size,
             "cpus": os.cpu_count(),
+            "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             "balances_reconcile": reconciles,
+            "cpu_per_round_trip": {
+                "batched_tp_close": cpu_by_price,
+                "batched_close_requests": cpu_by_request,
+                "one_tx_per_op": cpu_baseline,
+            },
         },
     )

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import grpc
+import msgspec
 
 from aegis.errors import AegisError, AlreadyExistsError, NotFoundError, ValidationError
 from aegis.risk.sizing import PositionSide
@@ -400,9 +401,15 @@ FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric
 WHERE a.account_id = u.account_id
 """
 
+# The statements that write one row per operation take each column as one array literal (text, ``$1::text::uuid[]``),
+# built by :func:`_array` and friends: asyncpg's binary encoder spends ~1.5 µs per Decimal (``as_tuple``) and an ABC
+# check per element of any list, while ``str(Decimal)`` is exact and PostgreSQL parses the literal faster
+# (``aegis bench account``, docs/accounts.md "Performance"). Never inside a per-row condition:
+# ``x = ANY($1::text::uuid[])`` parses the literal again for every row; arrays compared with ``= ANY`` stay binary.
 _WRITE_LEDGER = """
 INSERT INTO balance_ledger (account_id, kind, amount, balance_after, position_id, reference, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::uuid[], $6::text[], $7::timestamptz[])
+SELECT * FROM unnest($1::text::text[], $2::text::text[], $3::text::numeric[], $4::text::numeric[], $5::text::uuid[],
+                     $6::text::text[], $7::text::timestamptz[])
 """
 
 _INSERT_POSITIONS = """
@@ -413,38 +420,43 @@ INSERT INTO positions (position_id, account_id, idempotency_key, symbol, side, s
 SELECT u.position_id, u.account_id, u.idempotency_key, u.symbol, u.side, 'OPEN', u.quantity, u.entry_price, u.leverage,
     u.margin, u.sl_price, u.tp_price, u.liquidation_price, u.working_type, u.signal_id, u.confidence, u.entry_fee, 0,
     u.opened_at, u.request_hash, 'ISOLATED', u.mmr, u.cum, u.funding_from, u.model_version, u.predicted_return_pct,
-    u.schema_version, CASE WHEN u.features = '' THEN NULL ELSE u.features::float8[] END, u.decision_id, u.opened_at
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[],
-            $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::text[], $14::uuid[], $15::float8[],
-            $16::numeric[], $17::timestamptz[], $18::text[], $19::numeric[], $20::numeric[], $21::timestamptz[],
-            $22::text[], $23::float8[], $24::int[], $25::text[], $26::text[])
+    u.schema_version, u.features::float8[], u.decision_id, u.opened_at
+FROM unnest($1::text::uuid[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::text[],
+            $6::text::numeric[], $7::text::numeric[], $8::text::numeric[], $9::text::numeric[], $10::text::numeric[],
+            $11::text::numeric[], $12::text::numeric[], $13::text::text[], $14::text::uuid[], $15::text::float8[],
+            $16::text::numeric[], $17::text::timestamptz[], $18::text::text[], $19::text::numeric[],
+            $20::text::numeric[], $21::text::timestamptz[], $22::text::text[], $23::text::float8[], $24::text::int[],
+            $25::text::text[], $26::text::text[])
     AS u(position_id, account_id, idempotency_key, symbol, side, quantity, entry_price, leverage, margin, sl_price,
          tp_price, liquidation_price, working_type, signal_id, confidence, entry_fee, opened_at, request_hash, mmr,
          cum, funding_from, model_version, predicted_return_pct, schema_version, features, decision_id)
 """
 
+# One statement closes the positions and inserts their trades from the updated rows (no second pass over positions).
 _CLOSE_POSITIONS = """
-UPDATE positions p SET status = 'CLOSED', closed_at = u.closed_at, exit_price = u.exit_price, close_reason = u.reason,
-    exit_fee = u.exit_fee, gross_pnl = u.gross, realised_pnl = u.net, funding = u.funding,
-    close_idempotency_key = u.ckey, close_request_hash = u.chash, revision = p.revision + 1, updated_at = now()
-FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::text[], $5::numeric[], $6::numeric[], $7::numeric[],
-            $8::numeric[], $9::text[], $10::text[])
-    AS u(position_id, closed_at, exit_price, reason, exit_fee, gross, net, funding, ckey, chash)
-WHERE p.position_id = u.position_id AND p.status = 'OPEN' AND p.position_id = ANY($1::uuid[])
-"""
-
-_INSERT_TRADES = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::text::timestamptz[], $3::text::numeric[], $4::text::text[],
+                         $5::text::numeric[], $6::text::numeric[], $7::text::numeric[], $8::text::numeric[],
+                         $9::text::text[], $10::text::text[], $11::text::uuid[], $12::text::numeric[],
+                         $13::text::numeric[], $14::text::numeric[], $15::text::int[])
+        AS u(position_id, closed_at, exit_price, reason, exit_fee, gross, net, funding, ckey, chash, trade_id, fees,
+             roi_m, roi_p, reward)
+), closed AS (
+    UPDATE positions p SET status = 'CLOSED', closed_at = u.closed_at, exit_price = u.exit_price,
+        close_reason = u.reason, exit_fee = u.exit_fee, gross_pnl = u.gross, realised_pnl = u.net, funding = u.funding,
+        close_idempotency_key = u.ckey, close_request_hash = u.chash, revision = p.revision + 1, updated_at = now()
+    FROM u
+    WHERE p.position_id = u.position_id AND p.status = 'OPEN' AND p.position_id = ANY($1::uuid[])
+    RETURNING p.*, u.trade_id, u.fees AS trade_fees, u.roi_m, u.roi_p, u.reward
+)
 INSERT INTO trades (trade_id, position_id, account_id, symbol, side, quantity, entry_price, exit_price, leverage,
     margin, opened_at, closed_at, close_reason, gross_pnl, fees, funding, realised_pnl, roi_margin_pct, roi_price_pct,
     reward_score, signal_id, confidence, predicted_return_pct, model_version, feature_schema_version, features)
-SELECT u.trade_id, p.position_id, p.account_id, p.symbol, p.side, p.quantity, p.entry_price, u.exit_price, p.leverage,
-    p.margin, p.opened_at, u.closed_at, u.reason, u.gross, u.fees, u.funding, u.net, u.roi_m, u.roi_p, u.reward,
-    p.signal_id, p.confidence, p.predicted_return_pct, p.model_version, p.feature_schema_version, p.features
-FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::timestamptz[], $5::text[], $6::numeric[], $7::numeric[],
-            $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::int[])
-    AS u(trade_id, position_id, exit_price, closed_at, reason, gross, fees, funding, net, roi_m, roi_p, reward)
-JOIN positions p ON p.position_id = u.position_id
-WHERE p.position_id = ANY($2::uuid[])
+SELECT c.trade_id, c.position_id, c.account_id, c.symbol, c.side, c.quantity, c.entry_price, c.exit_price, c.leverage,
+    c.margin, c.opened_at, c.closed_at, c.close_reason, c.gross_pnl, c.trade_fees, c.funding, c.realised_pnl, c.roi_m,
+    c.roi_p, c.reward, c.signal_id, c.confidence, c.predicted_return_pct, c.model_version, c.feature_schema_version,
+    c.features
+FROM closed c
 """
 
 _ADD_FUNDING = """
@@ -636,13 +648,13 @@ class AccountBook:
         if entries:
             await conn.execute(
                 _WRITE_LEDGER,
-                [e.account_id for e in entries],
-                [e.kind for e in entries],
-                [e.amount for e in entries],
-                [e.balance_after for e in entries],
-                [e.position_id for e in entries],
-                [e.reference for e in entries],
-                [e.created_at for e in entries],
+                _text_array([e.account_id for e in entries]),
+                _text_array([e.kind for e in entries]),
+                _array([e.amount for e in entries]),
+                _array([e.balance_after for e in entries]),
+                _array([e.position_id for e in entries]),
+                _text_array([e.reference for e in entries]),
+                _time_array([e.created_at for e in entries]),
             )
 
     async def _brackets_of(
@@ -744,7 +756,7 @@ class AccountBook:
                     usage[r["account_id"]] = [r["n"], r["margin"]]
             hashes: dict[tuple[str, str], str] = {}
             new: list[Position] = []
-            features: list[str] = []
+            features: list[str | None] = []
             schema_versions: list[int | None] = []
             decision_ids: list[str] = []
             now = self.now()
@@ -773,7 +785,7 @@ class AccountBook:
                 hashes[key] = digest
                 existing[key] = position
                 new.append(position)
-                features.append("" if r.features is None else _float_array(r.features))
+                features.append(None if r.features is None else _float_array(r.features))
                 schema_versions.append(r.feature_schema_version)
                 decision_ids.append(r.decision_id)
                 account = accounts[r.account]
@@ -881,38 +893,38 @@ class AccountBook:
         self,
         conn: asyncpg.Connection,
         new: list[Position],
-        features: list[str],
+        features: list[str | None],
         schema_versions: list[int | None],
         decision_ids: list[str],
     ) -> None:
         await conn.execute(
             _INSERT_POSITIONS,
-            [p.position_id for p in new],
-            [p.account_id for p in new],
-            [p.idempotency_key for p in new],
-            [p.symbol for p in new],
-            [_DB_SIDE[p.side] for p in new],
-            [p.quantity for p in new],
-            [p.entry_price for p in new],
-            [Decimal(p.leverage) for p in new],
-            [p.margin for p in new],
-            [p.sl_price for p in new],
-            [p.tp_price for p in new],
-            [p.liquidation_price for p in new],
-            [p.working_type.value for p in new],
-            [p.signal_id for p in new],
-            [p.confidence for p in new],
-            [p.entry_fee for p in new],
-            [p.opened_at for p in new],
-            [p.request_hash for p in new],
-            [p.maint_margin_ratio for p in new],
-            [p.maint_cum for p in new],
-            [p.funding_from for p in new],
-            [p.model_version for p in new],
-            [p.predicted_return_pct for p in new],
-            schema_versions,
-            features,
-            [x or None for x in decision_ids],
+            _array([p.position_id for p in new]),
+            _text_array([p.account_id for p in new]),
+            _text_array([p.idempotency_key for p in new]),
+            _text_array([p.symbol for p in new]),
+            _text_array([_DB_SIDE[p.side] for p in new]),
+            _array([p.quantity for p in new]),
+            _array([p.entry_price for p in new]),
+            _array([p.leverage for p in new]),
+            _array([p.margin for p in new]),
+            _array([p.sl_price for p in new]),
+            _array([p.tp_price for p in new]),
+            _array([p.liquidation_price for p in new]),
+            _text_array([p.working_type.value for p in new]),
+            _array([p.signal_id for p in new]),
+            _array([_float(p.confidence) for p in new]),
+            _array([p.entry_fee for p in new]),
+            _time_array([p.opened_at for p in new]),
+            _text_array([p.request_hash for p in new]),
+            _array([p.maint_margin_ratio for p in new]),
+            _array([p.maint_cum for p in new]),
+            _time_array([p.funding_from for p in new]),
+            _text_array([p.model_version for p in new]),
+            _array([_float(p.predicted_return_pct) for p in new]),
+            _array(schema_versions),
+            _text_array(features),
+            _text_array([x or None for x in decision_ids]),
         )
 
     # ----------------------------------------------------------------------------------- close
@@ -1003,12 +1015,13 @@ class AccountBook:
                                      r.idempotency_key, digest))  # fmt: skip
                 replays[i] = position.position_id  # filled from the written trade below
                 first.add(i)
-            written = await self._write_closes(conn, closes, accounts) if closes else {}
+            written = await self._write_closes(conn, closes, accounts, with_positions=True) if closes else {}
             need = sorted({pid for pid in replays.values() if pid not in written})
             if need:
                 written.update(await self._closed(conn, need))
             for i, pid in replays.items():
                 position, trade = written[pid]
+                assert position is not None
                 results[i] = CloseOutcome(position, trade, replayed=i not in first)
             await self._write_accounts(conn, accounts.values())
             return accounts
@@ -1018,10 +1031,14 @@ class AccountBook:
         return results  # type: ignore[return-value]
 
     async def _write_closes(
-        self, conn: asyncpg.Connection, closes: list[_Close], accounts: dict[str, _Account]
-    ) -> dict[uuid.UUID, tuple[Position, Trade]]:
-        """Write the closes (positions, trades, ledger entries; the accounts are written by the caller)."""
-        out: dict[uuid.UUID, tuple[Position, Trade]] = {}
+        self, conn: asyncpg.Connection, closes: list[_Close], accounts: dict[str, _Account], *, with_positions: bool
+    ) -> dict[uuid.UUID, tuple[Position | None, Trade]]:
+        """Write the closes (positions, trades, ledger entries; the accounts are written by the caller).
+
+        Return each position's trade, and its closed row when ``with_positions`` (ClosePosition answers with it;
+        price updates only report the trades, and building the row costs as much as the trade).
+        """
+        out: dict[uuid.UUID, tuple[Position | None, Trade]] = {}
         rows: list[tuple[Any, ...]] = []
         for c in closes:
             p = c.position
@@ -1041,10 +1058,12 @@ class AccountBook:
             if rt.net_pnl > 0:
                 account.win_count += 1
             trade_id = uuid.uuid4()
-            closed = replace(p, status="CLOSED", closed_at=closed_at, exit_price=c.exit.price,
-                             close_reason=c.exit.reason, exit_fee=exit_fee, gross_pnl=rt.gross_pnl,
-                             realised_pnl=rt.net_pnl, funding=c.funding, close_idempotency_key=c.key,
-                             close_request_hash=c.request_hash, updated_at=closed_at)  # fmt: skip
+            closed = None
+            if with_positions:
+                closed = replace(p, status="CLOSED", closed_at=closed_at, exit_price=c.exit.price,
+                                 close_reason=c.exit.reason, exit_fee=exit_fee, gross_pnl=rt.gross_pnl,
+                                 realised_pnl=rt.net_pnl, funding=c.funding, close_idempotency_key=c.key,
+                                 close_request_hash=c.request_hash, updated_at=closed_at)  # fmt: skip
             trade = Trade(trade_id, p.position_id, p.account_id, account.kind, p.symbol, p.side, p.quantity,
                           p.entry_price, c.exit.price, p.leverage, p.margin, p.opened_at, closed_at, c.exit.reason,
                           rt.gross_pnl, rt.fees, c.funding, rt.net_pnl, rt.roi_margin_pct, rt.roi_price_pct,
@@ -1056,34 +1075,24 @@ class AccountBook:
                          c.key, c.request_hash, trade_id))  # fmt: skip
         status = await conn.execute(
             _CLOSE_POSITIONS,
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-            [r[5].gross_pnl for r in rows],
-            [r[5].net_pnl for r in rows],
-            [r[6] for r in rows],
-            [r[7] for r in rows],
-            [r[8] for r in rows],
+            [r[0] for r in rows],  # binary: ``= ANY($1)`` must see an array, not a cast per row
+            _time_array([r[1] for r in rows]),
+            _array([r[2] for r in rows]),
+            _text_array([r[3] for r in rows]),
+            _array([r[4] for r in rows]),
+            _array([r[5].gross_pnl for r in rows]),
+            _array([r[5].net_pnl for r in rows]),
+            _array([r[6] for r in rows]),
+            _text_array([r[7] for r in rows]),
+            _text_array([r[8] for r in rows]),
+            _array([r[9] for r in rows]),
+            _array([r[5].fees for r in rows]),
+            _array([r[5].roi_margin_pct for r in rows]),
+            _array([r[5].roi_price_pct for r in rows]),
+            _array([r[5].reward for r in rows]),
         )
         if int(status.split()[-1]) != len(rows):  # every row is locked by us: anything else is a bug, not a race
             raise AegisError(f"closed {status.split()[-1]} of {len(rows)} positions: rolled back")
-        await conn.execute(
-            _INSERT_TRADES,
-            [r[9] for r in rows],
-            [r[0] for r in rows],
-            [r[2] for r in rows],
-            [r[1] for r in rows],
-            [r[3] for r in rows],
-            [r[5].gross_pnl for r in rows],
-            [r[5].fees for r in rows],
-            [r[6] for r in rows],
-            [r[5].net_pnl for r in rows],
-            [r[5].roi_margin_pct for r in rows],
-            [r[5].roi_price_pct for r in rows],
-            [r[5].reward for r in rows],
-        )
         return out
 
     # ----------------------------------------------------------------------------------- prices
@@ -1201,7 +1210,7 @@ class AccountBook:
             funded = [(pid, amount) for pid, amount in funding_paid.items()]
             if funded:
                 await conn.execute(_ADD_FUNDING, [f[0] for f in funded], [f[1] for f in funded])
-            written = await self._write_closes(conn, closes, accounts) if closes else {}
+            written = await self._write_closes(conn, closes, accounts, with_positions=False) if closes else {}
             await self._write_accounts(conn, accounts.values())
             await conn.execute(
                 _WRITE_PRICES,
@@ -1415,9 +1424,56 @@ def _check_levels(r: OpenRequest, entry: Decimal) -> None:
         )
 
 
+def _array(values: Iterable[Any]) -> str:
+    """PostgreSQL array literal of numbers or UUIDs: ``str`` of each (exact for Decimal), None as NULL."""
+    return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+
+
+def _text_array(values: Iterable[str | None]) -> str:
+    """PostgreSQL array literal of strings: every element quoted, backslashes and double quotes escaped."""
+    quoted = ["NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+    return "{" + ",".join(quoted) + "}"
+
+
+def _time_array(values: Iterable[dt.datetime | None]) -> str:
+    """PostgreSQL array literal of timestamps (ISO 8601; a naive one is UTC, as asyncpg reads it).
+
+    A batch repeats few distinct times (its ``now``, the updates' event times): each is formatted once.
+    """
+    formatted: dict[dt.datetime, str] = {}
+    out = []
+    for v in values:
+        if v is None:
+            out.append("NULL")
+            continue
+        text = formatted.get(v)
+        if text is None:
+            text = formatted[v] = v.isoformat() if v.tzinfo is not None else v.isoformat() + "+00:00"
+        out.append(text)
+    return "{" + ",".join(out) + "}"
+
+
+def _float(value: float | None) -> float | None:
+    """A float for an array literal (``str`` of a float is its shortest exact spelling; NaN as PostgreSQL reads it)."""
+    return None if value is None else float(value)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
 def _float_array(values: tuple[float, ...]) -> str:
-    """PostgreSQL array text of floats (NaN and infinities as Python spells them, which PostgreSQL reads)."""
-    return "{" + ",".join(map(repr, map(float, values))) + "}"
+    """PostgreSQL array text of floats, each spelled exactly (the shortest text that reads back the same double).
+
+    msgspec's encoder does that ten times faster than ``repr``; it writes NaN and infinities as ``null``, so a
+    vector holding one is spelt with ``repr`` (``nan``, ``inf``), which PostgreSQL reads too.
+    """
+    try:
+        encoded = _encode_json(values)
+    except (TypeError, msgspec.EncodeError):
+        encoded = b"null"
+    if b"null" in encoded:
+        return "{" + ",".join(map(repr, map(float, values))) + "}"
+    return "{" + encoded[1:-1].decode() + "}"
 
 
 def _page_size(requested: int) -> int:

@@ -347,3 +347,60 @@ async def test_lists_page_newest_first_and_filter(env: Env) -> None:
     assert info.value.field == "page_token"
     ids = {uuid.UUID(str(t.position_id)) for t in seen}
     assert ids == {o.position.position_id for o in opened}
+
+
+# --------------------------------------------------------------------------------------------- exact values
+
+
+async def test_keys_features_and_money_survive_the_array_literals_exactly(env: Env) -> None:
+    """The hot statements send columns as PostgreSQL array literals: nothing may be bent on the way."""
+    symbol = env.symbol()
+    keys = ['q"uote', "back\\slash", "a,b", "{braces}", " padded ", "NULL", "ünï 😀", "tab\there", "x" * 300]
+    features = (0.1, -0.0, 5e-324, 1e300, 1 / 3, float("nan"), float("inf"), -float("inf"))
+    requests = [
+        opening(env, symbol, key=k, quantity=D("0.123456789012345678"), entry_price=D("60000.000000001"),
+                features=features[: 1 + i % len(features)] if i % 3 else None, feature_schema_version=7,
+                confidence=0.1 + i, predicted_return_pct=-2.5e-7, model_version=f"m-{k}", decision_id=k)
+        for i, k in enumerate(keys)
+    ]  # fmt: skip
+    opened = await env.book.open_positions(requests)
+    assert not [o for o in opened if isinstance(o, Exception)], opened
+    for request, outcome in zip(requests, opened, strict=True):
+        assert outcome.position.idempotency_key == request.idempotency_key
+        assert outcome.position.quantity == D("0.123456789012345678")
+        assert outcome.position.entry_price == D("60000.000000001")
+    # A retry of each is the same position (the stored key and fingerprint read back byte for byte).
+    again = await env.book.open_positions(requests)
+    assert [a.replayed for a in again] == [True] * len(keys)
+    assert [a.position.position_id for a in again] == [o.position.position_id for o in opened]
+    closes = [CloseRequest(f"close {k}", env.learning, str(o.position.position_id), price=D("60000.5"))
+              for k, o in zip(keys, opened, strict=True)]  # fmt: skip
+    closed = await env.book.close_positions(closes)
+    assert not [c for c in closed if isinstance(c, Exception)], closed
+    assert [c.replayed for c in await env.book.close_positions(closes)] == [True] * len(keys)
+    trades, _ = await env.book.list_trades(env.learning, symbol, None, None, None, 100, "", True)
+    by_position = {t.position_id: t for t in trades}
+    for request, outcome, close in zip(requests, opened, closed, strict=True):
+        trade = by_position[outcome.position.position_id]
+        assert trade == close.trade.__class__(**{**_fields(close.trade), "features": trade.features})
+        assert trade.model_version == request.model_version and trade.confidence == request.confidence
+        assert trade.predicted_return_pct == -2.5e-7
+        if request.features is None:
+            assert trade.features is None
+        else:
+            assert len(trade.features) == len(request.features)
+            for got, sent in zip(trade.features, request.features, strict=True):
+                assert got == sent or (got != got and sent != sent), (got, sent)
+                assert str(got) == str(sent)  # -0.0 stays -0.0
+    async with env.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT idempotency_key, close_idempotency_key, decision_id FROM positions WHERE symbol = $1", symbol
+        )
+    assert sorted((r["idempotency_key"], r["close_idempotency_key"], r["decision_id"]) for r in rows) == sorted(
+        (k, f"close {k}", k) for k in keys
+    )
+    await assert_balances_reconcile(env, env.learning)
+
+
+def _fields(trade) -> dict:  # type: ignore[no-untyped-def]
+    return {name: getattr(trade, name) for name in trade.__slots__}
