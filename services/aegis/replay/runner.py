@@ -135,6 +135,10 @@ def replay_env(
         AEGIS_BRAIN_STATUS_INTERVAL_S="0.5",
         AEGIS_HEALTH_INTERVAL_S=os.environ.get("AEGIS_HEALTH_INTERVAL_S", "0.5"),
         AEGIS_CLOCK="record",
+        # a recording is old by definition: retention would delete its candles mid-replay; the exchange is dead
+        AEGIS_ORCHESTRATOR_RETENTION_INTERVAL_S="0",
+        AEGIS_ORCHESTRATOR_RULES_INTERVAL_S="0",
+        AEGIS_ORCHESTRATOR_UNIVERSE_INTERVAL_S="0",
     )
     if src is not None:
         env.update(AEGIS_CLOCK_START_MS=str(clock_start_ms(src)), AEGIS_RING_CAPACITY=str(ring_capacity(src.frames)))
