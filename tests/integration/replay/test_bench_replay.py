@@ -1,0 +1,49 @@
+"""`aegis bench replay --quick`: the bench's own side (the whole system, as processes) runs on a small input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "AEGIS_CONFIG")
+
+
+def test_the_quick_bench_measures_our_side_and_claims_no_ratio(shared_data: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED and not k.startswith("AEGIS_")}
+    env.update(AEGIS_SHUTDOWN_GRACE_S="2", AEGIS_HEALTH_INTERVAL_S="0.2")
+    done = subprocess.run(
+        [sys.executable, "-m", "aegis", "bench", "replay", "--quick", "--quick-lines", "2000", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "replay"
+    assert result["ratios"] == {} and result["baseline"] is None  # no baseline ran: no ratio is claimed
+    values = {r["name"]: r["value"] for r in result["results"]}
+    ours = result["ours"]
+    assert ours["frames"] == result["load"]["frames"] == 2 * 2000 * result["load"]["repeat"]
+    assert 0 < ours["events"] <= ours["frames"]
+    assert values["ours_events_per_s"] == pytest.approx(ours["events"] / ours["timed_s"])
+    assert ours["price_windows"] > 0
+
+
+def test_without_nautilus_and_no_install_the_bench_fails_and_prints_no_ratio(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aegis", "bench", "replay", "--venv", str(tmp_path / "none"), "--no-install", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3
+    assert "NautilusTrader is not installed" in done.stderr
+    assert '"ratios"' not in done.stdout
