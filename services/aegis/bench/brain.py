@@ -6,11 +6,12 @@ minutes later), on one shared timeline. Within each minute a symbol trades ``--t
 prices walk open → high → low → close (open → low → high → close on a down minute) and whose quantities add up to the
 minute's volume, so the candles the brain builds have the klines' OHLCV.
 
-Every side starts from the same history: ``--warm-hours`` of those klines as closed KLINE records through the
-brain's own path (not timed), so indicators, SMC and the strategy are warm and the timed ticks do the full work.
-``--rules default`` runs the production rules (5m trigger, a 15m zone required, 1 h cooldown); ``--rules loose``
-(1m trigger, no zone, no cooldown) sends every 1m close through SMC and the rules and makes many more signals, for
-the latency figures. The baseline reads the same timeframes as the strategy.
+Every side starts from the same history: ``--warm-hours`` (36) of those klines as closed KLINE records through the
+brain's own path (not timed), so indicators, SMC and the strategy are warm and the timed ticks do the full work
+(the 1h MACD, part of the features, needs 34 closed hours: with less, every trigger stops at ``warming_up``).
+``--rules default`` runs the production rules (``StrategySettings()``: 1m trigger, the 15m zone a confluence
+component, 1 h cooldown); ``--rules loose`` (the same without the cooldown) makes many more signals, for the
+latency figures. The baseline reads the same timeframes as the strategy (SMC on the trigger timeframe and 15m).
 
 * ``ours`` — trade records written into a real ring (:mod:`aegis.core.ring`, a file under ``--dir``), read by the
   brain's :class:`~aegis.brain.consumer.RingConsumer` (with its firewall) in batches of ``--batch``, candles by the
@@ -56,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", type=int, default=300, help="symbols in the shard")
     parser.add_argument("--minutes", type=int, default=30, help="timed minutes of the timeline")
     parser.add_argument("--ticks-per-minute", type=int, default=60, help="aggTrades per symbol per minute")
-    parser.add_argument("--warm-hours", type=float, default=30.0, help="hours of klines before the timed ticks")
+    parser.add_argument(
+        "--warm-hours",
+        type=float,
+        default=36.0,
+        help="hours of klines before the timed ticks (the 1h MACD needs 34 closed hours before the features exist)",
+    )
     parser.add_argument("--latency-minutes", type=int, default=120, help="minutes of one-record-at-a-time latency")
     parser.add_argument("--latency-ticks-per-minute", type=int, default=6, help="aggTrades per symbol per minute there")
     parser.add_argument("--batch", type=int, default=4096, help="records the consumer reads per batch at most")
@@ -67,8 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rules",
         choices=("default", "loose"),
         default="default",
-        help="strategy rules: default (5m trigger, zone required: production) or loose (1m trigger, no zone, no "
-        "cooldown: every 1m close goes through SMC and the rules, and many more signals for the latency figures)",
+        help="strategy rules: default (production: StrategySettings()) or loose (1m trigger, no zone, no cooldown: "
+        "many more signals for the latency figures)",
     )
     parser.add_argument("--quick", action="store_true", help="a small run for tests (20 symbols, a few seconds)")
 
@@ -462,7 +468,7 @@ def _pct(values: list[int], q: float) -> float | None:
 def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any]:
     say = report or (lambda line: print(line, file=sys.stderr, flush=True))
     if options.quick:
-        options.symbols, options.minutes, options.warm_hours = min(options.symbols, 20), 10, 26.0
+        options.symbols, options.minutes, options.warm_hours = min(options.symbols, 20), 10, 36.0
         options.latency_minutes, options.repeat = 30, 1
     from aegis.brain.consumer import warm_up
 

@@ -3,12 +3,12 @@
 ``docs/strategy.md`` explains the rules in plain words with a worked example; in short, for a long (a short is
 the mirror image):
 
-1. **Trigger (5m, or 1m).** A *liquidity sweep*: a candle trades below the latest confirmed swing low (or a pool
-   of equal lows) and closes back above it. Then, within ``sweep_window_bars`` candles, a *change of character*
-   (CHOCH): a close above the latest swing high known at the sweep.
-2. **Zone (15m).** The sweep must reach a bullish 15m order block or fair value gap that was active when it
-   happened (``require_zone``); the stop goes below the lower of the sweep's low and the zone's bottom, plus a
-   buffer of trigger ATRs. The target is ``reward_risk`` times the stop distance.
+1. **Trigger (1m by default, or 5m).** A *liquidity sweep*: a candle trades below the latest confirmed swing low
+   (or a pool of equal lows) and closes back above it. Then, within ``sweep_window_bars`` candles, a *change of
+   character* (CHOCH): a close above the latest swing high known at the sweep.
+2. **Zone (15m).** A sweep reaching a bullish 15m order block or fair value gap active when it happened scores
+   higher (and is required with ``require_zone``); the stop goes below the lower of the sweep's low and the zone's
+   bottom, plus a buffer of trigger ATRs. The target is ``reward_risk`` times the stop distance.
 3. **Confluence.** The 1d bias, the 1h trend, the 15m structure (latest BOS/CHOCH), the zone, a swept pool and
    the trigger candle's volume make a score (:func:`confluence`); the confidence is a logistic function of it
    (:func:`confidence_of`). Setups below ``min_confidence`` emit nothing, nor does anything during warm-up

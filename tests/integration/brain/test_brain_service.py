@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def test_the_brain_serves_before_the_ring_exists_then_builds_and_stores_candles_
             market_pb.GetMarketStateRequest(symbol=symbol, timeframe=common_pb.TIMEFRAME_1M), timeout=5
         )
         assert state.last_price == "61790.0" and len(state.candles) == 2
-        assert list(state.indicators) == [] and list(state.zones) == []  # the strategy follows 5m, 15m, 1h, 1d
+        # 1m is the strategy's trigger timeframe (the default): its indicators are there, still warming up (NaN)
+        assert list(state.zones) == [] and state.indicators
+        assert all(math.isnan(v) for indicator in state.indicators for v in indicator.values.values())
         assert list(stub.ListSignals(market_pb.ListSignalsRequest(), timeout=5).signals) == []
 
         for call, expected in (
