@@ -248,6 +248,12 @@ class RecordTimePrices:
        while transient), a signal is executed to the end (risk, then the accounts) before anything after it. So
        a market entry fills at the last price pushed before its candle closed, and TP/SL are checked on the
        windows after it, never on earlier prices.
+    4. **Only what can trigger.** A window carries only the symbols that hold an open position (counted from the
+       entries this sequencer executed, less the TP/SL/liquidation closes the pushes report; a rotation's close
+       is not subtracted, so the count errs towards pushing). The other symbols' newest prices wait, and go out
+       alone just before an entry of theirs, so the entry fills at the same price as if every window had been
+       pushed: without a position, a price update triggers nothing. The decision follows the queue only, so
+       it is the same in every run.
 
     The last window is never sealed (no record follows it), so it is never pushed: deterministic, like the last
     candle that no record closes.
@@ -280,6 +286,9 @@ class RecordTimePrices:
         self._open: dict[str, PendingPrice] = {}
         self._queue: deque[PriceWindow | SignalGenerated] = deque()
         self._pushed: dict[str, tuple[float, int]] = {}
+        self._held: dict[str, int] = {}
+        self._unpushed: dict[str, PendingPrice] = {}
+        self.windows_skipped = 0
         self._ready = asyncio.Event()
         self.busy = False
         self.ticks = 0
@@ -374,7 +383,7 @@ class RecordTimePrices:
             self.busy = True
             try:
                 if isinstance(item, PriceWindow):
-                    await self.push(item)
+                    await self._push_window(item)
                 else:
                     await self._execute(item)
             except Exception:
@@ -383,12 +392,33 @@ class RecordTimePrices:
                 self._queue.popleft()
                 self.busy = False
 
+    async def _push_window(self, window: PriceWindow) -> None:
+        """Push the prices of the symbols holding a position; keep the others' newest for their next entry."""
+        due = []
+        for price in window.prices:
+            if self._held.get(price.symbol, 0) > 0:
+                due.append(price)
+            else:
+                self._unpushed[price.symbol] = price
+        if due:
+            await self.push(PriceWindow(window.sequence, tuple(due)))
+        else:
+            self.windows_skipped += 1
+
     async def _execute(self, signal: SignalGenerated) -> None:
         if self.executor is None:
             return
+        held = self._unpushed.pop(signal.symbol, None)
+        if held is not None:  # the entry fills at the symbol's newest price: virtual-account must have it
+            await self.push(PriceWindow(0, (held,)))
+        counts = self.executor.counts
+        before = counts["learning_opened"] + counts["paper_opened"]
         self.executor.on_signal(signal)
         while not await self.executor.idle(timeout_s=60.0):
             log.warning("record-time sequencer: signal %s still executing after 60 s", signal.signal_id)
+        opened = counts["learning_opened"] + counts["paper_opened"] - before
+        if opened > 0:
+            self._held[signal.symbol] = self._held.get(signal.symbol, 0) + opened
 
     async def push(self, window: PriceWindow) -> bool:
         """Send one window (retrying transient failures); return True when virtual-account applied it."""
@@ -414,6 +444,10 @@ class RecordTimePrices:
             self.updates_sent += len(window.prices)
             for price in window.prices:
                 self._pushed[price.symbol] = (price.mark_price, price.event_time_ms)
+                self._unpushed.pop(price.symbol, None)
+            for trade in response.closed_trades:  # TP, SL, liquidation: one position fewer to price
+                if self._held.get(trade.symbol, 0) > 0:
+                    self._held[trade.symbol] -= 1
             self.positions_updated += response.positions_updated
             self.closed_trades += len(response.closed_trades)
             self.funding_payments += response.funding_payments
@@ -430,6 +464,8 @@ class RecordTimePrices:
             "pending_symbols": self.pending,
             "open_window_symbols": len(self._open),
             "windows_sealed": self.windows_sealed,
+            "windows_skipped": self.windows_skipped,
+            "symbols_held": sum(1 for n in self._held.values() if n > 0),
             "signals_sequenced": self.signals,
             "pushes": self.pushes,
             "updates_sent": self.updates_sent,

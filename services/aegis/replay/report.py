@@ -261,6 +261,7 @@ def prices_note(source: Any, pushed: dict[str, Any]) -> dict[str, Any]:
         else "last trade price (workingType CONTRACT_PRICE, AEGIS_ACCOUNT_WORKING_TYPE=contract_price)",
         "window_ms": pushed.get("window_ms"),
         "windows_sealed": pushed.get("windows_sealed"),
+        "windows_skipped": pushed.get("windows_skipped"),
         "pushes": pushed.get("pushes"),
         "failures": pushed.get("failures"),
         "closed_by_price_updates": pushed.get("closed_trades"),
