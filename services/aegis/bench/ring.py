@@ -24,9 +24,11 @@ p50/p99 (µs):
 * ``mp_queue_*``, ``mp_pipe_*``, ``faster_fifo_*`` — the baselines: per record (one ``put``/``send_bytes`` of
   a 64-byte ``bytes`` per record), and batched (one ``put``/``send_bytes`` of ``--batch`` × 64 bytes; for
   faster_fifo its native ``put_many``/``get_many`` of ``--batch`` 64-byte messages).
-* ``*_paced`` — one record every ``--pace-us`` µs (default 50); the writer waits for each deadline (spinning
-  with ``sched_yield``), the reader busy-polls (``read_one_bytes``, ``get_nowait``, ``Pipe.poll``): the latency
-  a lone tick sees on a quiet stream. In the flooded ring scenarios the reader sleeps 50 µs when it finds
+* ``*_paced`` — one record every ``--pace-us`` µs (default 50); the writer sleeps until each deadline (as a
+  feed waits on its socket; timer slack 1 ns) and stamps the record when it sends it, the reader busy-polls
+  (``read_one_bytes``, ``get_nowait``, ``Pipe.poll``): the latency a lone tick sees on a quiet stream. Waking
+  takes some µs, so records go out a little after their deadlines; ``send_interval_p50``/``_p99`` report the
+  intervals achieved. In the flooded ring scenarios the reader sleeps 50 µs when it finds
   nothing (as the brain's consumer sleeps when the ring is empty), where the queue readers block in the kernel:
   either way the waiting reader leaves the CPU to the writer. (It used to ``sched_yield``, which on a loaded
   machine keeps a caught-up reader runnable and competing with its own writer.)
@@ -56,6 +58,7 @@ favour, whether the issue's targets were met in this run.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import multiprocessing as mp
 import os
@@ -78,6 +81,7 @@ _FIELDS = struct.Struct("<q48x")  # the record after its seq word, packed straig
 _SEND = struct.Struct("<q")
 _SAMPLE_MASK = 63  # per-record paths sample latency on every 64th record
 _DEADLINE_S = 300.0  # a stuck peer must not hang the benchmark forever
+_PR_SET_TIMERSLACK = 29
 _IDLE_S = 50e-6  # a flooded ring reader that has caught up sleeps this long before it looks again
 
 Scenario = tuple[str, Callable[..., Any], Callable[..., Any]]
@@ -159,6 +163,9 @@ def run(options: argparse.Namespace, report: Callable[[str], None] | None = None
             results.append({"name": f"{name}.throughput", "value": round(m["rate"]), "unit": "records/s"})
         results.append({"name": f"{name}.latency_p50", "value": round(m["p50"], 2), "unit": "us"})
         results.append({"name": f"{name}.latency_p99", "value": round(m["p99"], 2), "unit": "us"})
+        if name.endswith("_paced"):
+            results.append({"name": f"{name}.send_interval_p50", "value": round(m["pace_p50"], 2), "unit": "us"})
+            results.append({"name": f"{name}.send_interval_p99", "value": round(m["pace_p99"], 2), "unit": "us"})
         if m["lost"]:
             results.append({"name": f"{name}.records_lost", "value": int(m["lost"]), "unit": "records"})
 
@@ -281,7 +288,11 @@ def _run_pair(
     start_ns = got["writer"]["start_ns"]
     end_ns = got["reader"]["end_ns"]
     latencies = got["reader"]["latency_ns"] / 1000.0
+    sent = got["writer"].get("sent_ns")
+    intervals = np.diff(sent) / 1000.0 if sent is not None and sent.size > 1 else None
     return {
+        "pace_p50": float(np.percentile(intervals, 50)) if intervals is not None else float("nan"),
+        "pace_p99": float(np.percentile(intervals, 99)) if intervals is not None else float("nan"),
         "rate": got["reader"]["count"] / ((end_ns - start_ns) / 1e9),
         "p50": float(np.percentile(latencies, 50)) if latencies.size else float("nan"),
         "p99": float(np.percentile(latencies, 99)) if latencies.size else float("nan"),
@@ -294,6 +305,7 @@ def _child(
 ) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    _precise_sleeps()
     gc.collect()
     gc.freeze()
     gc.disable()  # the same for every contender: no collection pauses inside the timed loops
@@ -312,14 +324,32 @@ def _touched(n: int) -> np.ndarray:
     return records
 
 
-def _wait_until(deadline_ns: int) -> int:
-    # Yield while waiting: on a small, shared machine anything else that wants a CPU then runs in the paced
-    # writer's idle time instead of preempting the busy-polling reader (the same for every contender).
+def _wait_until(deadline_ns: int, pace_ns: int) -> int:
+    """Sleep until ``deadline_ns``; return the deadline the next record is paced from (every contender alike).
+
+    A feed waits for its next message blocked in the kernel, not spinning, so the paced writer sleeps too (with
+    the process's timer slack at 1 ns, see ``_child``): it then leaves its CPU to the busy-polling reader and to
+    whatever else runs on the machine. Waking takes some µs, so a record goes out a little after its deadline
+    while the next deadline stays ``pace`` after this one. A writer that fell more than ``pace`` behind (it was
+    descheduled) paces on from now instead of sending a burst to catch up. ``send_interval_p50``/``_p99``
+    report the intervals achieved.
+    """
     now = time.perf_counter_ns()
-    while now < deadline_ns:
-        os.sched_yield()
-        now = time.perf_counter_ns()
-    return now
+    if deadline_ns > now:
+        time.sleep((deadline_ns - now) / 1e9)
+    elif now - deadline_ns > pace_ns:
+        return now
+    return deadline_ns
+
+
+def _precise_sleeps() -> None:
+    """Set this process's timer slack to 1 ns (Linux ``prctl(PR_SET_TIMERSLACK)``; the default 50 µs slack
+    would stretch every short sleep by up to 50 µs). Elsewhere, or if refused, sleeps stay as they are."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _idle() -> None:
@@ -343,11 +373,14 @@ def _ring_write_python(channel: Any, barrier: Any, n: int, pace_ns: int, batch: 
     barrier.wait()
     start = clock()
     if pace_ns:
-        due = start
+        due, sent = start, []
         for i in range(n):
-            due += pace_ns
-            _wait_until(due)
-            write_bytes(pack(i, clock()))
+            due = _wait_until(due + pace_ns, pace_ns)
+            now = clock()
+            write_bytes(pack(i, now))
+            sent.append(now)
+        writer.close()
+        return {"start_ns": start, "sent_ns": np.array(sent, dtype=np.int64)}
     else:
         for i in range(n):
             write_bytes(pack(i, clock()))
@@ -362,11 +395,14 @@ def _ring_write_packed(channel: Any, barrier: Any, n: int, pace_ns: int, batch: 
     barrier.wait()
     start = clock()
     if pace_ns:
-        due = start
+        due, sent = start, []
         for _ in range(n):
-            due += pace_ns
-            _wait_until(due)
-            write(clock())
+            due = _wait_until(due + pace_ns, pace_ns)
+            now = clock()
+            write(now)
+            sent.append(now)
+        writer.close()
+        return {"start_ns": start, "sent_ns": np.array(sent, dtype=np.int64)}
     else:
         for _ in range(n):
             write(clock())
@@ -481,11 +517,13 @@ def _queue_write(q: Any, barrier: Any, n: int, pace_ns: int, batch: int) -> dict
     barrier.wait()
     start = clock()
     if pace_ns:
-        due = start
+        due, sent = start, []
         for i in range(n):
-            due += pace_ns
-            _wait_until(due)
-            put(pack(i, clock()))
+            due = _wait_until(due + pace_ns, pace_ns)
+            now = clock()
+            put(pack(i, now))
+            sent.append(now)
+        return {"start_ns": start, "sent_ns": np.array(sent, dtype=np.int64)}
     else:
         for i in range(n):
             put(pack(i, clock()))
@@ -525,11 +563,13 @@ def _pipe_write(pipe: Any, barrier: Any, n: int, pace_ns: int, batch: int) -> di
     barrier.wait()
     start = clock()
     if pace_ns:
-        due = start
+        due, sent = start, []
         for i in range(n):
-            due += pace_ns
-            _wait_until(due)
-            send(pack(i, clock()))
+            due = _wait_until(due + pace_ns, pace_ns)
+            now = clock()
+            send(pack(i, now))
+            sent.append(now)
+        return {"start_ns": start, "sent_ns": np.array(sent, dtype=np.int64)}
     else:
         for i in range(n):
             send(pack(i, clock()))
