@@ -206,6 +206,8 @@ def _bench_indicators(options: argparse.Namespace, say: Say) -> dict[str, Any]:
 
     single_ns = _time_single_symbol(make_ours(), high_t, low_t, close_t, warm, bars, repeat)
     say(f"{'ours_one_symbol_call':22s} {single_ns:12,.1f} ns per call updating one symbol")
+    one_ns = _time_update_one(make_ours(), high_t, low_t, close_t, warm, bars, repeat)
+    say(f"{'ours_update_one':22s} {one_ns:12,.1f} ns per update_one call (one symbol, floats: the brain's path)")
 
     agreement = _agreement(time_ours.values, time_talib_stream.last)  # type: ignore[attr-defined]
     say(f"max relative difference, ours vs TA-Lib stream handles at the last bar: {agreement:.3g}")
@@ -225,6 +227,7 @@ def _bench_indicators(options: argparse.Namespace, say: Say) -> dict[str, Any]:
         for name, ns in per_symbol_bar_ns.items()
     ]
     results.append({"name": "indicators.ours_one_symbol_call", "value": round(single_ns, 1), "unit": "ns/call"})
+    results.append({"name": "indicators.ours_update_one", "value": round(one_ns, 1), "unit": "ns/call"})
     return {
         "results": results,
         "ratios": ratios,
@@ -263,6 +266,19 @@ def _time_single_symbol(ind: Any, high_t, low_t, close_t, warm: int, bars: int, 
         start = time.perf_counter_ns()
         for t in range(warm, warm + bars):
             ind.update(high_t[t, :1], low_t[t, :1], close_t[t, :1], symbols=symbol)
+        best = min(best, (time.perf_counter_ns() - start) / bars)
+    return best
+
+
+def _time_update_one(ind: Any, high_t, low_t, close_t, warm: int, bars: int, repeat: int) -> float:
+    """Cost of one ``update_one`` call (one symbol, the bar as floats): what the brain pays per closed candle."""
+    highs, lows, closes = (a[warm : warm + bars, 0].tolist() for a in (high_t, low_t, close_t))
+    update_one = ind.update_one
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter_ns()
+        for h, lo, c in zip(highs, lows, closes, strict=True):
+            update_one(0, h, lo, c)
         best = min(best, (time.perf_counter_ns() - start) / bars)
     return best
 

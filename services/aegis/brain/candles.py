@@ -231,36 +231,40 @@ class CandleBook:
         touched = np.flatnonzero(self.tick_i[: len(self.symbols), _TI_TOUCHED])
         if touched.size == 0:
             return []
-        rows_f = self.tick_f[touched].tolist()  # two conversions per batch, not two per symbol
-        rows_i = self.tick_i[touched].tolist()
+        tick_f = self.tick_f[touched]
+        tick_i = self.tick_i[touched]
         self.tick_i[touched, _TI_TOUCHED] = 0
+        # symbols without a trade since the last take: no trade range, volume or count (done on the arrays, so the
+        # loop below only builds the events)
+        idle = (tick_i[:, _TI_TOUCHED] & _TOUCH_TRADE) == 0
+        if idle.any():
+            tick_f[idle, _T_HI] = math.nan
+            tick_f[idle, _T_LO] = math.nan
+            tick_f[idle, _T_QTY] = 0.0
+            tick_i[idle, _TI_TRADES] = 0
         symbols = self.symbols
-        nan = math.nan
-        out = []
-        for s, f, i in zip(touched.tolist(), rows_f, rows_i, strict=True):
-            traded = bool(i[_TI_TOUCHED] & _TOUCH_TRADE)
-            out.append(
-                TickUpdate(
-                    symbol=symbols[s],
-                    event_time_ms=i[_TI_EVENT_MS],
-                    recv_time_ns=i[_TI_RECV_NS],
-                    last_price=f[_T_LAST],
-                    trade_high=f[_T_HI] if traded else nan,
-                    trade_low=f[_T_LO] if traded else nan,
-                    trade_volume=f[_T_QTY] if traded else 0.0,
-                    trade_count=i[_TI_TRADES] if traded else 0,
-                    bid_price=f[_T_BID],
-                    bid_qty=f[_T_BID_QTY],
-                    ask_price=f[_T_ASK],
-                    ask_qty=f[_T_ASK_QTY],
-                    mark_price=f[_T_MARK],
-                    index_price=f[_T_INDEX],
-                    funding_rate=f[_T_FUNDING],
-                    next_funding_time_ms=i[_TI_NEXT_FUNDING],
-                    mark_time_ms=i[_TI_MARK_MS],
-                )
+        return [
+            TickUpdate(
+                symbol=symbols[s],
+                event_time_ms=i[_TI_EVENT_MS],
+                recv_time_ns=i[_TI_RECV_NS],
+                last_price=f[_T_LAST],
+                trade_high=f[_T_HI],
+                trade_low=f[_T_LO],
+                trade_volume=f[_T_QTY],
+                trade_count=i[_TI_TRADES],
+                bid_price=f[_T_BID],
+                bid_qty=f[_T_BID_QTY],
+                ask_price=f[_T_ASK],
+                ask_qty=f[_T_ASK_QTY],
+                mark_price=f[_T_MARK],
+                index_price=f[_T_INDEX],
+                funding_rate=f[_T_FUNDING],
+                next_funding_time_ms=i[_TI_NEXT_FUNDING],
+                mark_time_ms=i[_TI_MARK_MS],
             )
-        return out
+            for s, f, i in zip(touched.tolist(), tick_f.tolist(), tick_i.tolist(), strict=True)
+        ]
 
     # -- history ---------------------------------------------------------------------------------------------
 
