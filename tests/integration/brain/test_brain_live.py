@@ -332,3 +332,28 @@ async def test_a_rotation_closes_the_live_position_reduce_only_and_the_mirror_re
     (trade,) = (await stack.accounts.ListTrades(va_pb.ListTradesRequest(account="live"))).trades
     assert trade.close_reason == common_pb.CLOSE_REASON_ROTATED and Decimal(trade.quantity) == filled.quantity
     assert Decimal(trade.fees) > 0 and Decimal(trade.net_pnl) == Decimal(trade.gross_pnl) - Decimal(trade.fees)
+
+
+async def test_reduce_only_protection_sizes_the_stops_to_the_filled_quantity(sim: Simulator) -> None:
+    from aegis.brain.events import OrderRequest
+
+    price = sim.account.last_price(SYMBOL)
+    order = OrderRequest(
+        client_order_id=f"{uuid.uuid4()}:live", account="live", symbol=SYMBOL, side="SELL", order_type="MARKET",
+        quantity=Decimal("0.05"), created_time_ns=time.time_ns(), leverage=5,
+        stop_loss_price=(price * Decimal("1.03")).quantize(Decimal("0.01")),
+        take_profit_price=(price * Decimal("0.97")).quantize(Decimal("0.01")),
+    )  # fmt: skip
+    trader = LiveTrader(BinanceTrading(sim.rest_url, sim.api_key, sim.api_secret), working_type="CONTRACT_PRICE",
+                        protection="reduce_only")  # fmt: skip
+    try:
+        filled = await trader.send(order)
+        assert not isinstance(filled, str) and filled.quantity == Decimal("0.05") and filled.side == "SELL"
+        algos = {a.order_type: a for a in await trader.client.open_algo_orders(SYMBOL)}
+    finally:
+        await trader.close()
+    assert set(algos) == {"STOP_MARKET", "TAKE_PROFIT_MARKET"}
+    for algo in algos.values():
+        assert algo.side == "BUY" and algo.reduce_only and not algo.close_position
+        assert algo.quantity == Decimal("0.05") and algo.working_type == "CONTRACT_PRICE"
+    assert algos["STOP_MARKET"].trigger_price == order.stop_loss_price
