@@ -126,7 +126,8 @@ def run_ours(files: list[Path], repeat: int, window_ms: float, workdir: Path, ti
         "frames_per_s": int(summary["frames_in"]) / timed_s,
         "candles_closed": summary["candles_closed"],
         "signals": summary["signals"],
-        "price_windows": (summary.get("prices") or {}).get("pushes"),
+        "price_windows_sealed": (summary.get("prices") or {}).get("windows_sealed"),
+        "price_pushes": (summary.get("prices") or {}).get("pushes"),
     }
 
 

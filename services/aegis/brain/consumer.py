@@ -298,10 +298,10 @@ class RingConsumer:
             self.bus.publish(event)
             self.writer.submit(event.candle)
         if self._record_time is not None:
-            ticks = self.book.take_ticks()  # every slice: its trades belong to one window
-            for tick in ticks:
-                self.bus.publish(tick)
-            self._record_time.on_ticks(ticks)
+            # every slice: its trades belong to one window. They go to the sequencer, not the bus: in record time the
+            # sequencer is the only reader of ticks (no PricePusher runs), and one bus event per slice would cost
+            # more than the slice
+            self._record_time.on_ticks(self.book.take_ticks())
         elif self._ticks_due():
             for tick in self.book.take_ticks():
                 self.bus.publish(tick)

@@ -289,6 +289,7 @@ class RecordTimePrices:
         self._held: dict[str, int] = {}
         self._unpushed: dict[str, PendingPrice] = {}
         self.windows_skipped = 0
+        self.errors = 0
         self._ready = asyncio.Event()
         self.busy = False
         self.ticks = 0
@@ -387,6 +388,7 @@ class RecordTimePrices:
                 else:
                     await self._execute(item)
             except Exception:
+                self.errors += 1  # the replay fails on it (aegis.replay.report): its result is not the recording's
                 log.exception("record-time sequencer: handling %s failed", type(item).__name__)
             finally:
                 self._queue.popleft()
@@ -465,6 +467,7 @@ class RecordTimePrices:
             "open_window_symbols": len(self._open),
             "windows_sealed": self.windows_sealed,
             "windows_skipped": self.windows_skipped,
+            "errors": self.errors,
             "symbols_held": sum(1 for n in self._held.values() if n > 0),
             "signals_sequenced": self.signals,
             "pushes": self.pushes,

@@ -96,6 +96,9 @@ async def build(
     lost = int(brain.get("ring", {}).get("records_lost") or 0)
     if lost:
         raise BooksDoNotBalance(f"the brain lost {lost} ring records (overrun): this replay is not the recording")
+    failed = int((brain.get("prices") or {}).get("errors") or 0)
+    if failed:
+        raise BooksDoNotBalance(f"the brain's record-time sequencer failed {failed} times (see brain.log)")
     events_in = int(feed.get("events_in", feed.get("frames_in", 0)))
     published, rejected = int(feed.get("published", 0)), int(feed.get("rejected", 0))
     if published + rejected != events_in:
