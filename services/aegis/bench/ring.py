@@ -24,11 +24,11 @@ p50/p99 (µs):
 * ``mp_queue_*``, ``mp_pipe_*``, ``faster_fifo_*`` — the baselines: per record (one ``put``/``send_bytes`` of
   a 64-byte ``bytes`` per record), and batched (one ``put``/``send_bytes`` of ``--batch`` × 64 bytes; for
   faster_fifo its native ``put_many``/``get_many`` of ``--batch`` 64-byte messages).
-* ``*_paced`` — one record every ``--pace-us`` µs (default 50); the writer sleeps until each deadline (as a
-  feed waits on its socket; timer slack 1 ns) and stamps the record when it sends it, the reader busy-polls
-  (``read_one_bytes``, ``get_nowait``, ``Pipe.poll``): the latency a lone tick sees on a quiet stream. Waking
-  takes some µs, so records go out a little after their deadlines; ``send_interval_p50``/``_p99`` report the
-  intervals achieved. In the flooded ring scenarios the reader sleeps 50 µs when it finds
+* ``*_paced`` — one record every ``--pace-us`` µs (default 50); the writer waits for each deadline (spinning
+  with ``sched_yield``; see ``_wait_until``) and stamps the record when it sends it, the reader busy-polls
+  (``read_one_bytes``, ``get_nowait``, ``Pipe.poll``): the latency a lone tick sees on a quiet stream.
+  ``send_interval_p50``/``_p99`` report the intervals achieved (a writer that was descheduled does not burst
+  to catch up). In the flooded ring scenarios the reader sleeps 50 µs when it finds
   nothing (as the brain's consumer sleeps when the ring is empty), where the queue readers block in the kernel:
   either way the waiting reader leaves the CPU to the writer. (It used to ``sched_yield``, which on a loaded
   machine keeps a caught-up reader runnable and competing with its own writer.)
@@ -43,8 +43,9 @@ record on each side and the feed and brain are Python; ``per_record_bytes_vs_*``
 are reported beside them.
 
 Conditions, the same for every scenario: each child process runs its timed part with the garbage collector
-disabled (after a collection and ``gc.freeze()``; none of the loops creates reference cycles). With ``--pin``
-(needs 2 or more usable CPUs) the writer is pinned to one CPU and the reader to another
+disabled (after a collection and ``gc.freeze()``; none of the loops creates reference cycles) and with its
+timer slack at 1 ns (so the flooded ring reader's 50 µs idle sleep is not stretched by the default 50 µs).
+With ``--pin`` (needs 2 or more usable CPUs) the writer is pinned to one CPU and the reader to another
 (``os.sched_setaffinity``), so the two busy processes are never time-shared on one core; multiprocessing.Queue's
 feeder thread shares its writer's CPU (it needs the writer's GIL anyway). Pinning is off by default: on the
 2-vCPU development VM shared with other jobs it made every contender worse (a pinned process cannot move away
@@ -325,20 +326,21 @@ def _touched(n: int) -> np.ndarray:
 
 
 def _wait_until(deadline_ns: int, pace_ns: int) -> int:
-    """Sleep until ``deadline_ns``; return the deadline the next record is paced from (every contender alike).
+    """Wait for ``deadline_ns``; return the deadline the next record is paced from (every contender alike).
 
-    A feed waits for its next message blocked in the kernel, not spinning, so the paced writer sleeps too (with
-    the process's timer slack at 1 ns, see ``_child``): it then leaves its CPU to the busy-polling reader and to
-    whatever else runs on the machine. Waking takes some µs, so a record goes out a little after its deadline
-    while the next deadline stays ``pace`` after this one. A writer that fell more than ``pace`` behind (it was
-    descheduled) paces on from now instead of sending a burst to catch up. ``send_interval_p50``/``_p99``
-    report the intervals achieved.
+    The writer spins, yielding (``sched_yield``) so that anything else that wants its CPU runs in the writer's
+    idle time instead of preempting the busy-polling reader. It does not sleep: a writer woken from a sleep is
+    often placed on the reader's CPU and preempts it, which put a context switch (~10 µs here) into most
+    one-way latencies when we tried it. A writer that fell more than ``pace`` behind (it was descheduled)
+    paces on from now instead of sending a burst to catch up; ``send_interval_p50``/``_p99`` report the
+    intervals achieved.
     """
     now = time.perf_counter_ns()
-    if deadline_ns > now:
-        time.sleep((deadline_ns - now) / 1e9)
-    elif now - deadline_ns > pace_ns:
+    if now - deadline_ns > pace_ns:
         return now
+    while now < deadline_ns:
+        os.sched_yield()
+        now = time.perf_counter_ns()
     return deadline_ns
 
 
