@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-delay-ms", type=float, default=2.0, help="batcher max delay (default 2 ms)")
     parser.add_argument("--batch-size", type=int, default=1000, help="batcher max batch (default 1000)")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="after the timed phases, one more untimed TP-close pass reporting each statement's wall time per round "
+        "trip and the tables' row counters (inserts, updates, HOT updates)",
+    )
 
 
 def _admin_url(options: argparse.Namespace) -> str:
@@ -117,6 +123,57 @@ def _per_op(before: tuple[float, float | None], after: tuple[float, float | None
     own = (after[0] - before[0]) / n * 1e6
     pg = None if before[1] is None or after[1] is None else (after[1] - before[1]) / n * 1e6
     return {"bench_process_us": round(own, 1), "postgres_backends_us": None if pg is None else round(pg, 1)}
+
+
+async def _statement_profile(book: AccountBook, batcher: Batcher, prices: _Prices, n: int, wave: int,
+                             symbols: list[str], db: Database) -> dict[str, Any]:  # fmt: skip
+    """Wall time per round trip of each statement of a TP-close pass (untimed: the wrapper adds its own cost).
+
+    A statement's wall time is PostgreSQL's work on it plus the round trip over loopback; the driver's encoding
+    and decoding are outside it. Counters are the tables' ``pg_stat_user_tables`` rows after the pass.
+    """
+    import asyncpg
+
+    spent: dict[str, list[float]] = {}
+    originals = {name: getattr(asyncpg.Connection, name) for name in ("execute", "fetch", "fetchrow")}
+
+    def timed(name: str) -> Any:
+        original = originals[name]
+
+        async def call(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(self, query, *args, **kwargs)
+            finally:
+                entry = spent.setdefault(" ".join(query.split())[:80], [0, 0.0])
+                entry[0] += 1
+                entry[1] += time.perf_counter() - started
+
+        return call
+
+    for name in originals:
+        setattr(asyncpg.Connection, name, timed(name))
+    try:
+        await _round_trips_by_price(book, batcher, prices, n, wave, symbols, "bench-stmt")
+    finally:
+        for name, original in originals.items():
+            setattr(asyncpg.Connection, name, original)
+    async with db.connection() as conn:
+        await asyncio.sleep(0.6)  # the statistics collector's flush interval (PostgreSQL 15 flushes at most every 1 s)
+        tables = {
+            r["relname"]: {"inserted": r["n_tup_ins"], "updated": r["n_tup_upd"], "hot_updated": r["n_tup_hot_upd"]}
+            for r in await conn.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE relname IN ('positions', 'trades', 'balance_ledger', 'accounts') ORDER BY relname"
+            )
+        }
+    ranked = sorted(spent.items(), key=lambda item: -item[1][1])
+    return {
+        "round_trips": n,
+        "statement_us_per_round_trip": {q: round(total / n * 1e6, 1) for q, (_, total) in ranked if total / n > 5e-7},
+        "statements_us_per_round_trip_total": round(sum(total for _, total in spent.values()) / n * 1e6, 1),
+        "table_counters_whole_run": tables,
+    }
 
 
 class _Prices:
@@ -236,7 +293,7 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
         db = Database(dsn, max_size=4)
         settings = AccountSettings(starting_balance=Decimal("1000000000"))
         accounts = {"bench-rt": "learning", "bench-rq": "learning", "bench-base": "learning",
-                    "bench-checks": "learning"}  # fmt: skip
+                    "bench-checks": "learning", "bench-stmt": "learning"}  # fmt: skip
         book = AccountBook(db, settings, accounts=accounts)
         await book.ensure_accounts()
         prices = _Prices()
@@ -272,6 +329,9 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
         baseline_s = await _round_trips_one_tx_each(book, base_n, symbols, "bench-base")
         cpu_baseline = _per_op(before, await cpu.sample(), base_n)
         batches = opens.batches
+        statements = None  # before the TP/SL-check positions exist: its closing updates would reach them
+        if options.statements:
+            statements = await _statement_profile(book, opens, prices, n // 2, wave, symbols, db)
 
         # TP/SL checks: positions that no update of the bench reaches (stops at 90/110, targets at 101/99).
         k = options.positions
@@ -298,6 +358,10 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
         identity["wallet_balance"]
         == (identity["starting_balance"] + identity["realised_pnl"] - identity["fees"] + identity["funding"])
         == identity["ledger"]
+    ) and (identity["ledger_realised"], identity["ledger_fees"], identity["ledger_funding"]) == (
+        identity["realised_pnl"],
+        identity["fees"],
+        identity["funding"],
     )
     results = [
         {"name": "round_trips_batched_tp_close", "value": round(rt_rate, 1), "unit": "round trips/s"},
@@ -306,6 +370,9 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
         {"name": "tpsl_checks_batched", "value": round(check_rate, 1), "unit": "checks/s"},
         {"name": "tpsl_checks_one_tx_per_op", "value": round(base_check_rate, 1), "unit": "checks/s"},
     ]
+    setup: dict[str, Any] = {}
+    if statements is not None:
+        setup["statements_tp_close_untimed"] = statements
     return report(
         "account",
         results,
@@ -338,5 +405,6 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
                 "batched_close_requests": cpu_by_request,
                 "one_tx_per_op": cpu_baseline,
             },
+            **setup,
         },
     )

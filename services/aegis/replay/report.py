@@ -87,7 +87,7 @@ async def build(
         )
         open_positions = await conn.fetch("SELECT * FROM positions WHERE status = 'OPEN' ORDER BY opened_at")
         ledger = await conn.fetch(
-            "SELECT account_id, kind, amount, balance_after, created_at, entry_id FROM balance_ledger "
+            "SELECT account_id, kind, amount, balance_after, created_at, entry_id, fee FROM balance_ledger "
             "ORDER BY account_id, entry_id"
         )
     finally:
@@ -171,8 +171,9 @@ def account_summary(account: Any, trades: list[Any], open_positions: list[Any], 
     funding = -funding_received
     # from the ledger
     by_kind: dict[str, Decimal] = defaultdict(Decimal)
-    for entry in ledger:
-        by_kind[entry["kind"]] += entry["amount"]
+    for entry in ledger:  # a close's one row carries its exit fee in ``fee`` (migration 0005): counted as a fee
+        by_kind[entry["kind"]] += entry["amount"] - entry["fee"]
+        by_kind["fee"] += entry["fee"]
     checks = {
         "start = ledger deposits": (start, by_kind["deposit"]),
         "realised (trades) = ledger realised_pnl + liquidation": (

@@ -186,17 +186,28 @@ _POSITION_COLUMNS = (
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _POSITION_COLUMNS.split(","))
 
 
+_WORKING_TYPE_OF = {w.value: w for w in WorkingType}
+_REASON_OF = {r.value: r for r in CloseReason}
+
+
 def _position(row: Mapping[str, Any], mark_price: Decimal | None = None) -> Position:
-    values = dict(row)
-    values["side"] = _SIDE_OF[values["side"]]
-    values["leverage"] = int(values["leverage"])
-    values["working_type"] = WorkingType(values["working_type"])
-    values["close_reason"] = CloseReason(values["close_reason"]) if values["close_reason"] else None
-    values["maint_margin_ratio"] = values["maint_margin_ratio"] or d.ZERO
-    values["maint_cum"] = values["maint_cum"] or d.ZERO
-    if "mark_price" not in values:
-        values["mark_price"] = mark_price
-    return Position(**values)
+    """A :class:`Position` from a row of ``_POSITION_COLUMNS`` (a record or a dict; ``mark_price`` if it has one).
+
+    Positional arguments and dictionary lookups instead of ``Position(**dict(row))`` and enum calls: price updates
+    build one per closed position (``aegis bench account``).
+    """
+    g = row.__getitem__
+    reason = g("close_reason")
+    return Position(
+        g("position_id"), g("account_id"), g("idempotency_key"), g("symbol"), _SIDE_OF[g("side")], g("status"),
+        g("quantity"), g("entry_price"), int(g("leverage")), g("margin"), g("sl_price"), g("tp_price"),
+        g("liquidation_price"), _WORKING_TYPE_OF[g("working_type")], g("signal_id"), g("confidence"), g("entry_fee"),
+        g("funding"), g("opened_at"), g("closed_at"), g("exit_price"), _REASON_OF[reason] if reason else None,
+        g("request_hash"), g("margin_type"), g("maint_margin_ratio") or d.ZERO, g("maint_cum") or d.ZERO,
+        g("funding_from"), g("model_version"), g("predicted_return_pct"), g("feature_schema_version"), g("exit_fee"),
+        g("gross_pnl"), g("realised_pnl"), g("close_idempotency_key"), g("close_request_hash"), g("updated_at"),
+        row.get("mark_price", mark_price),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +306,13 @@ class AccountView:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
+    """A ``balance_ledger`` row: ``amount`` changed the wallet to ``balance_after``.
+
+    ``fee`` is the part of ``amount`` that is a fee, on rows that are not wholly one: a close's single row carries
+    its price PnL and its exit fee (``amount = price PnL + fee``, ``fee = -exit fee``); a ``fee`` row's fee is its
+    ``amount`` and this stays 0 (docs/accounts.md, "Money and the balance identity").
+    """
+
     account_id: str
     kind: str
     amount: Decimal
@@ -302,6 +320,7 @@ class LedgerEntry:
     position_id: uuid.UUID | None
     reference: str
     created_at: dt.datetime
+    fee: Decimal = d.ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,13 +388,21 @@ class _Account:
     events: list[Event] = field(default_factory=list)
 
     def post(
-        self, kind: str, amount: Decimal, position_id: uuid.UUID | None, reference: str, when: dt.datetime
+        self,
+        kind: str,
+        amount: Decimal,
+        position_id: uuid.UUID | None,
+        reference: str,
+        when: dt.datetime,
+        fee: Decimal = d.ZERO,
     ) -> LedgerEntry:
+        """Change the wallet by ``amount`` (of which ``fee``, <= 0, is a fee: see :class:`LedgerEntry`)."""
         self.wallet += amount
-        entry = LedgerEntry(self.account_id, kind, amount, self.wallet, position_id, reference, when)
+        entry = LedgerEntry(self.account_id, kind, amount, self.wallet, position_id, reference, when, fee)
         self.ledger.append(entry)
         if kind in ("realised_pnl", "liquidation"):
-            self.realised += amount
+            self.realised += amount - fee
+            self.fees -= fee
         elif kind == "fee":
             self.fees -= amount
         elif kind == "funding":
@@ -387,6 +414,14 @@ class _Account:
         self.revision += 1
         self.events.append(Event(self.account_id, self.revision, type_, when, symbol, payload))
 
+
+# The wallet's parts from the ledger rows alone (see LedgerEntry; docs/accounts.md "Money and the balance identity").
+_LEDGER_PARTS = """
+SELECT coalesce(sum(amount), 0) AS ledger,
+    coalesce(sum(amount - fee) FILTER (WHERE kind IN ('realised_pnl', 'liquidation')), 0) AS ledger_realised,
+    -coalesce(sum(CASE WHEN kind = 'fee' THEN amount ELSE fee END), 0) AS ledger_fees,
+    coalesce(sum(amount) FILTER (WHERE kind = 'funding'), 0) AS ledger_funding
+FROM balance_ledger"""
 
 _LOCK_ACCOUNTS = """
 SELECT account_id, kind, wallet_balance, realised_pnl, fees, funding, revision, trade_count, win_count
@@ -407,9 +442,9 @@ WHERE a.account_id = u.account_id
 # (``aegis bench account``, docs/accounts.md "Performance"). Never inside a per-row condition:
 # ``x = ANY($1::text::uuid[])`` parses the literal again for every row; arrays compared with ``= ANY`` stay binary.
 _WRITE_LEDGER = """
-INSERT INTO balance_ledger (account_id, kind, amount, balance_after, position_id, reference, created_at)
+INSERT INTO balance_ledger (account_id, kind, amount, balance_after, position_id, reference, created_at, fee)
 SELECT * FROM unnest($1::text::text[], $2::text::text[], $3::text::numeric[], $4::text::numeric[], $5::text::uuid[],
-                     $6::text::text[], $7::text::timestamptz[])
+                     $6::text::text[], $7::text::timestamptz[], $8::text::numeric[])
 """
 
 _INSERT_POSITIONS = """
@@ -655,6 +690,7 @@ class AccountBook:
                 _array([e.position_id for e in entries]),
                 _text_array([e.reference for e in entries]),
                 _time_array([e.created_at for e in entries]),
+                _array([e.fee for e in entries]),
             )
 
     async def _brackets_of(
@@ -970,8 +1006,7 @@ class AccountBook:
                 "WHERE p.position_id = ANY($1::uuid[]) ORDER BY p.position_id FOR UPDATE OF p",
                 ids,
             )
-            targets = {r["position_id"]: (_position({k: v for k, v in r.items() if k != "last_price"}), r["last_price"])
-                       for r in rows}  # fmt: skip
+            targets = {r["position_id"]: (_position(r), r["last_price"]) for r in rows}
             closes: list[_Close] = []
             replays: dict[int, uuid.UUID] = {}
             first: set[int] = set()
@@ -1050,10 +1085,9 @@ class AccountBook:
             closed_at = max(c.closed_at, p.opened_at)
             if liquidated:
                 account.post("liquidation", rt.gross_pnl, p.position_id, "LIQUIDATED", closed_at)
-            else:
-                account.post("realised_pnl", rt.gross_pnl, p.position_id, c.exit.reason.value, closed_at)
-                if exit_fee:
-                    account.post("fee", -exit_fee, p.position_id, "exit fee", closed_at)
+            else:  # one row: the price PnL and the exit fee (LedgerEntry.fee)
+                account.post("realised_pnl", rt.gross_pnl - exit_fee, p.position_id, c.exit.reason.value, closed_at,
+                             -exit_fee)  # fmt: skip
             account.trade_count += 1
             if rt.net_pnl > 0:
                 account.win_count += 1
@@ -1389,14 +1423,15 @@ class AccountBook:
         return {pid: (positions[pid], trades[pid]) for pid in ids if pid in positions and pid in trades}
 
     async def ledger_identity(self, name: str) -> dict[str, Decimal]:
-        """Return the parts of ``wallet = start + realised - fees + funding`` and the ledger's own sum (audits)."""
+        """Return the parts of ``wallet = start + realised - fees + funding``, the ledger's own sum and the same
+        parts read from the ledger's rows alone (``ledger_realised``, ``ledger_fees``, ``ledger_funding``: audits)."""
         async with self._db.connection() as conn:
             row = await conn.fetchrow(
-                "SELECT a.starting_balance, a.wallet_balance, a.realised_pnl, a.fees, a.funding, "
-                "(SELECT coalesce(sum(amount), 0) FROM balance_ledger l WHERE l.account_id = a.account_id) AS ledger, "
+                "SELECT a.starting_balance, a.wallet_balance, a.realised_pnl, a.fees, a.funding, l.ledger, "
+                "l.ledger_realised, l.ledger_fees, l.ledger_funding, "
                 "(SELECT balance_after FROM balance_ledger l WHERE l.account_id = a.account_id "
                 " ORDER BY entry_id DESC LIMIT 1) AS last_balance "
-                "FROM accounts a WHERE a.account_id = $1",
+                f"FROM accounts a CROSS JOIN ({_LEDGER_PARTS} WHERE account_id = $1) l WHERE a.account_id = $1",
                 name,
             )
         if row is None:

@@ -48,6 +48,20 @@ async def conn(fresh_database_url: str):
     await connection.close()
 
 
+async def test_open_positions_are_indexed_once_by_account_and_symbol(conn: asyncpg.Connection) -> None:
+    """0005 dropped the symbol-only partial index: (account_id, symbol) WHERE status = 'OPEN' serves every lookup."""
+    await migrate(conn)
+    indexes = {
+        r["indexname"]: r["indexdef"]
+        for r in await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'positions'")
+    }
+    open_indexes = [name for name, definition in indexes.items() if "'OPEN'" in definition]
+    assert open_indexes == ["positions_open_idx"], indexes
+    assert "(account_id, symbol)" in indexes["positions_open_idx"]
+    report = await migrate(conn)  # the repair's reference agrees: nothing to add back
+    assert not any("positions_open_symbol_idx" in line for line in report.repaired), report.repaired
+
+
 async def test_fresh_database_gets_every_table_with_numeric_money(conn: asyncpg.Connection) -> None:
     report = await migrate(conn)
     assert report.applied == [f"{m.version:04d}_{m.name}" for m in shipped_migrations()]

@@ -14,6 +14,7 @@ from decimal import Decimal as D
 import pytest
 
 from aegis.errors import AlreadyExistsError, NotFoundError, ValidationError
+from aegis.replay.report import account_summary
 from aegis.risk.sizing import PositionSide
 from aegis.storage.postgres import Database
 from aegis.virtual_account.batcher import Batcher
@@ -79,6 +80,36 @@ async def assert_balances_reconcile(env: Env, name: str) -> dict:
         parts["wallet_balance"] == parts["starting_balance"] + parts["realised_pnl"] - parts["fees"] + parts["funding"]
     )
     assert parts["wallet_balance"] == parts["ledger"] == parts["last_balance"]
+    # The ledger's rows alone explain each part (a close's one row carries its price PnL and its exit fee) ...
+    assert (parts["ledger_realised"], parts["ledger_fees"], parts["ledger_funding"]) == (
+        parts["realised_pnl"],
+        parts["fees"],
+        parts["funding"],
+    )
+    # ... and each closed position: its rows (entry fee, funding, close) add up to its trade's net PnL and fees.
+    async with env.db.connection() as conn:
+        mismatched = await conn.fetch(
+            "SELECT t.position_id, t.realised_pnl, t.fees, l.net, l.fees AS ledger_fees FROM trades t JOIN ("
+            "  SELECT position_id, sum(amount) AS net, -sum(CASE WHEN kind = 'fee' THEN amount ELSE fee END) AS fees"
+            "  FROM balance_ledger WHERE account_id = $1 AND position_id IS NOT NULL GROUP BY position_id"
+            ") l ON l.position_id = t.position_id "
+            "WHERE t.account_id = $1 AND (l.net <> t.realised_pnl OR l.fees <> t.fees)",
+            name,
+        )
+        unexplained = await conn.fetchval(
+            "SELECT count(*) FROM trades t WHERE t.account_id = $1 AND t.realised_pnl <> 0 AND NOT EXISTS "
+            "(SELECT 1 FROM balance_ledger l WHERE l.position_id = t.position_id)",
+            name,
+        )
+        # The replay report's cross-check reads the same tables (it raises BooksDoNotBalance on a difference).
+        account_summary(
+            await conn.fetchrow("SELECT * FROM accounts WHERE account_id = $1", name),
+            await conn.fetch("SELECT * FROM trades WHERE account_id = $1", name),
+            await conn.fetch("SELECT * FROM positions WHERE account_id = $1 AND status = 'OPEN'", name),
+            await conn.fetch("SELECT * FROM balance_ledger WHERE account_id = $1 ORDER BY entry_id", name),
+        )
+    assert not mismatched, [dict(r) for r in mismatched]
+    assert unexplained == 0
     return parts
 
 
