@@ -26,7 +26,9 @@ latency figures. The baseline reads the same timeframes as the strategy (SMC on 
   rules, no features): it does less than ours.
 
 ``ticks_per_second_per_core`` is records per second of one core (the brain is single-threaded), best of
-``--repeat``; each repetition times ours, then the baseline on the same minutes, so load drifts hit both. **Latency**: afterwards, ``--latency-minutes`` more of the timeline go through the ring one record at a
+``--repeat``; each repetition times ours, then the baseline on the same minutes, so load drifts hit both. After
+the warm-up both sides' long-lived state is frozen out of the cyclic GC (``gc.freeze()``, as the engine does after
+hydration). **Latency**: afterwards, ``--latency-minutes`` more of the timeline go through the ring one record at a
 time (write, read, process, dispatch), each stamped with ``time.time_ns()`` as its ``recv_time_ns`` when written;
 ``tick_to_signal`` is a signal's ``created_time`` (the strategy's clock: ``time.time_ns()``, microsecond precision)
 minus the receive time of the record that closed its candle; ``tick_to_decision`` is, for every record that closed
@@ -37,6 +39,7 @@ a trigger candle (whether or not a signal came out), the time until the strategy
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -515,6 +518,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             # machine's load hits both sides alike
             trigger = _strategy_settings(options.rules).trigger_timeframe
             baseline = Baseline(n, history_bars(timeline, 0, warm), trigger)
+            gc.freeze()  # as the engine does after its warm-up: both sides' long-lived state leaves the GC's scans
             ours_rates, base_rates = [], []
             ticks_timed = 0
             closes_timed = 0

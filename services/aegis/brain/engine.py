@@ -22,6 +22,7 @@ minutes of records — moves the strategy's state but emits nothing: a signal ab
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -243,6 +244,10 @@ class BrainEngine:
             self.counts["warmed_up_candles"] += self.strategy.warm_up(symbol, candles)
             self.warmed.add(symbol)
             await asyncio.sleep(0)  # one symbol at a time: the consumer and the bus run in between
+        # The hydrated history and the warmed-up state live as long as the brain: moved out of the cyclic
+        # collector's generations, full collections no longer walk them (hundreds of ms with hundreds of symbols,
+        # paid by whatever record is being processed then). Refcounting still frees what is dropped.
+        gc.freeze()
 
     def _on_candle_closed(self, event: CandleClosed) -> None:
         candle = event.candle
