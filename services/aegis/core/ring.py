@@ -527,13 +527,11 @@ class RingWriter:
     def _bind(self) -> None:
         m = self._map
         self._words = m.words
-        self._buffer = m.buffer
         self._mm = m.mm
         self._mask = self.capacity - 1
         self._slot_size = self.dtype.itemsize
         self._payload_size = self.dtype.itemsize - 8
         self._slot_words = m.slot_words
-        self._slot_word0 = m.header_size // 8
         self._slot_base = m.header_size
         self._next_seq = int(m.words[_W_PUBLISHED]) + 1
         self._timespec = np.zeros(2, dtype=np.int64)
@@ -547,7 +545,7 @@ class RingWriter:
         if self._lock_fd < 0:
             return
         self.heartbeat()
-        del self._words, self._buffer, self._mm
+        del self._words, self._mm
         self._map.close()
         os.close(self._lock_fd)
         self._lock_fd = -1
