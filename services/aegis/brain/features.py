@@ -137,10 +137,12 @@ class CandleWindow:
     @classmethod
     def of(cls, timeframe: str, width_ms: int, rows: list[tuple[int, float, float, float, float, float, float]]) -> Any:
         """Build from ``(open_time_ms, open, high, low, close, volume, taker_buy_volume)`` rows, oldest first."""
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-        arrays = [_frozen(np.asarray(columns[0], dtype=np.int64))]
-        arrays += [_frozen(np.asarray(c, dtype=np.float64)) for c in columns[1:]]
-        return cls(timeframe, width_ms, *arrays)
+        # one conversion for the whole window (open times are whole ms, exact in float64), then read-only rows
+        table = np.array(rows, dtype=np.float64).T.copy() if rows else np.zeros((7, 0))
+        times = table[0].astype(np.int64)
+        times.flags.writeable = False
+        table.flags.writeable = False
+        return cls(timeframe, width_ms, times, *table[1:])
 
     def __len__(self) -> int:
         return int(self.open_time_ms.shape[0])
