@@ -9,9 +9,13 @@ the same market again).
   embedded PostgreSQL and Redis; the feed decodes the raw frames (msgspec), validates them and publishes to the
   ring; the brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in
   windows of ``--window-ms`` of record time (one ApplyPriceUpdates call, one PostgreSQL transaction each) and
-  executes signals through risk and virtual-account. Timed: from the feed's start until the last record is
-  processed and every push and write has settled, minus the 1.5 s the completion check waits to see nothing
-  move (service start-up and the report are not timed). The rate counts the ticks published to the ring
+  executes signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary): from the moment
+  the feed, started and with its ring open, begins reading the file (its status's ``replay_started_ns``) until
+  the completion check first sees the final counters — the last record processed and every push and write
+  settled — without the 1.5 s it then waits to see nothing move; it includes reading the file's lines,
+  decoding every frame and up to one brain status interval (0.2 s) plus one poll (0.1 s) of detection.
+  Service start-up (processes, imports, ring creation) and the report are not timed; ``replay_wall_s`` (from
+  spawning the feed) is printed beside it. The rate counts the ticks published to the ring
   (trades and book tickers: what NautilusTrader gets); ``frames_per_s`` counts every decoded frame.
 * ``nautilus_backtest_engine`` (baseline) — NautilusTrader's ``BacktestEngine`` in its own venv (``--venv``,
   default ``.tools/nautilus-venv``, created with ``python -m venv`` and ``pip install nautilus_trader`` on first
@@ -116,12 +120,16 @@ def run_ours(files: list[Path], repeat: int, window_ms: float, workdir: Path, ti
     if code != 0:
         raise AegisError(f"the replay failed (exit {code})")
     summary = json.loads((workdir / "report" / "summary.json").read_text())
-    timed_s = max(summary["replay_wall_s"] - runner.SETTLE_S, 1e-9)
+    if summary.get("replay_timed_s") is None:
+        raise AegisError("the replay's summary has no replay_timed_s (the feed did not report its replay start)")
+    timed_s = max(float(summary["replay_timed_s"]), 1e-9)
     published = int(summary["frames_published"])
     return {
         "frames": int(summary["frames_in"]),
         "events": published,
         "timed_s": timed_s,
+        "feed_replay_s": summary.get("feed_replay_s"),
+        "replay_wall_s": summary["replay_wall_s"],
         "events_per_s": published / timed_s,
         "frames_per_s": int(summary["frames_in"]) / timed_s,
         "candles_closed": summary["candles_closed"],

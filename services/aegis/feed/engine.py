@@ -205,6 +205,10 @@ class FeedState:
     connections: list[StreamConnection] = field(default_factory=list)
     started_at_ns: int = field(default_factory=time.time_ns)
     messages_per_second: float = 0.0
+    replay_started_ns: int | None = None
+    """Replay only: wall-clock Unix ns when the replay began reading the file (after start-up)."""
+    replay_finished_ns: int | None = None
+    """Replay only: wall-clock Unix ns when the last frame had been processed."""
 
 
 class FeedEngine:
@@ -218,6 +222,7 @@ class FeedEngine:
         self.gate: KlineGate | None = None
         self.backfiller: Backfiller | None = None
         self.ready = asyncio.Event()
+        self.replay_done = asyncio.Event()
         self._rest: BinanceRest | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -319,17 +324,40 @@ class FeedEngine:
             await self.close()
 
     async def _run_replay(self, path: Path) -> None:
+        """Replay ``path`` into the ring, then keep serving status until stopped.
+
+        With the symbols given (``aegis replay`` sets them from its pre-scan) the ring is opened first — start-up,
+        so the brain can attach while the file is read — and ``replay_started_ns`` (wall clock) marks where the
+        replay itself begins: reading the file, decoding, checking and publishing every frame. At max speed the
+        frames go straight from the file to :meth:`FramePipeline.process` in one loop that never yields (no
+        per-frame pacing or async generator); a paced replay yields to the event loop between frames.
+        ``replay_finished_ns`` marks the last frame published, and :attr:`replay_done` tells the status publisher
+        to publish at once rather than at its next tick.
+        """
         from aegis.feed import replay
 
-        frames = list(replay.read_frames(path))
-        symbols = list(self.settings.feed.symbols) or replay.symbols_in(frames)
-        self._open_ring(symbols, replay=True)
+        symbols = list(self.settings.feed.symbols)
+        if symbols:
+            self._open_ring(symbols, replay=True)
+        self.state.replay_started_ns = time.time_ns()
+        speed = replay.parse_speed(self.settings.feed.replay_speed)
+        frames: Any = replay.read_frames(path)
+        if not symbols:
+            frames = list(frames)
+            symbols = replay.symbols_in(frames)
+            self._open_ring(symbols, replay=True)
+        assert self.pipeline is not None
         self.state.source, self.state.symbols = "replay", list(symbols)
         self.ready.set()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            async for recv_ns, frame in replay.paced_async(frames, self.settings.feed.replay_speed):
-                self._on_frame(frame, recv_ns)
+            if speed is None:
+                replay.replay(frames, self.pipeline)
+            else:
+                async for recv_ns, frame in replay.paced_async(frames, speed):
+                    self._on_frame(frame, recv_ns)
+            self.state.replay_finished_ns = time.time_ns()
+            self.replay_done.set()
             log.info("replay of %s finished", path, extra={"stats": self.pipeline.stats.to_dict()})
             await asyncio.Event().wait()  # keep serving status until stopped
         finally:

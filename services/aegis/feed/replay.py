@@ -88,19 +88,23 @@ def _lines(path: str | Path) -> Iterator[bytes]:
 
 
 def read_hftbacktest(path: str | Path) -> Iterator[Frame]:
-    """Yield ``(local_ns, frame)`` from an hftbacktest ``<local_ns> <json>`` recording (gzip or plain)."""
-    return _hftbacktest_lines(_lines(path))
+    """Yield ``(local_ns, frame)`` from an hftbacktest ``<local_ns> <json>`` recording (gzip or plain).
 
-
-def _hftbacktest_lines(lines: Iterable[bytes]) -> Iterator[Frame]:
+    A line whose first word is not a number is yielded whole, with the previous receive time. Reading, splitting
+    and stripping happen in this one generator (not in a line generator under it): a replay reads a million lines.
+    """
     recv_ns = 0
-    for line in lines:
-        stamp, _, frame = line.partition(b" ")
-        if stamp.isdigit() and frame:
-            recv_ns = int(stamp)
-            yield recv_ns, frame
-        else:
-            yield recv_ns, line
+    with _open(path) as f:
+        for line in f:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                continue
+            stamp, _, frame = line.partition(b" ")
+            if frame and stamp.isdigit():
+                recv_ns = int(stamp)
+                yield recv_ns, frame
+            else:
+                yield recv_ns, line
 
 
 class _Envelope(msgspec.Struct):
@@ -321,6 +325,10 @@ def replay(
 ) -> PipelineStats:
     """Push ``frames`` through ``pipeline`` at ``speed``; return the pipeline's counters afterwards."""
     process = pipeline.process
+    if parse_speed(speed) is None:  # max speed: no pacing layer between the reader and the pipeline
+        for recv_ns, frame in frames:
+            process(frame, recv_ns)
+        return pipeline.stats
     for recv_ns, frame in paced(frames, speed, clock=clock, sleep=sleep):
         process(frame, recv_ns)
     return pipeline.stats

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -181,15 +182,26 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
     async def publish_status() -> None:
         assert ctx.cache is not None
         key = keys.service_status("feed", str(ctx.settings.shard))
+        final_published = False
         while True:
-            await asyncio.sleep(5)
+            # A replay's end is published at once (aegis replay waits for it), not up to 5 s later. The replay loop
+            # does not yield at max speed, so this task may first run after it ended.
+            if not engine.replay_done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(engine.replay_done.wait(), 5)
+            elif final_published:
+                await asyncio.sleep(5)
             if engine.pipeline is None:
                 continue
+            final_published = engine.replay_done.is_set()
             snapshot = {
                 "shard": ctx.settings.shard,
                 "messages_per_second": engine.state.messages_per_second,
                 **engine.pipeline.stats.to_dict(),
             }
+            if engine.state.replay_started_ns is not None:
+                snapshot["replay_started_ns"] = engine.state.replay_started_ns
+                snapshot["replay_finished_ns"] = engine.state.replay_finished_ns
             try:
                 await ctx.cache.client.set(key, json.dumps(snapshot), ex=keys.SERVICE_STATUS_TTL_S)
             except Exception as exc:

@@ -59,6 +59,12 @@ def _text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _feed_replay_s(feed: dict[str, Any]) -> float | None:
+    """The feed's own replay time: reading, decoding, checking and publishing every frame (start-up excluded)."""
+    started, finished = feed.get("replay_started_ns"), feed.get("replay_finished_ns")
+    return round((finished - started) / 1e9, 3) if started and finished else None
+
+
 async def build(
     dsn: str,
     *,
@@ -67,6 +73,7 @@ async def build(
     source: Any,
     options: Any,
     replay_s: float,
+    timed_s: float | None = None,
 ) -> dict[str, Any]:
     """Query PostgreSQL, check the books, write the report directory; return the summary."""
     conn = await asyncpg.connect(dsn)
@@ -122,6 +129,8 @@ async def build(
         "seed": options.seed,
         "recording_span_s": (source.last_recv_ns - source.first_recv_ns) / 1e9,
         "replay_wall_s": round(replay_s, 3),
+        "replay_timed_s": None if timed_s is None else round(timed_s, 3),
+        "feed_replay_s": _feed_replay_s(feed),
         "frames_in": int(feed.get("frames_in", 0)),
         "events_in": events_in,
         "frames_published": published,

@@ -53,6 +53,8 @@ from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
 console = Console(highlight=False, stderr=True)
 DEAD = "127.0.0.1:9"  # discard port: nothing listens, so any Binance call fails at once
 SETTLE_S = 1.5
+BRAIN_STATUS_INTERVAL_S = 0.2
+"""How often the brain publishes its status in a replay: the completion check sees the end this much late at most."""
 CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "AEGIS_CONFIG")
 OVERRIDDEN_PREFIXES = ("AEGIS_BINANCE_", "AEGIS_EMBEDDED_", "AEGIS_FEED_SOURCE", "AEGIS_FEED_REPLAY_SPEED")
 
@@ -132,7 +134,7 @@ def replay_env(
         AEGIS_SYMBOLS=",".join(symbols),
         AEGIS_SHARD_INDEX="0",
         AEGIS_RING_PATH=str(home / "ring" / "shard-0.ring"),
-        AEGIS_BRAIN_STATUS_INTERVAL_S="0.5",
+        AEGIS_BRAIN_STATUS_INTERVAL_S=str(BRAIN_STATUS_INTERVAL_S),
         AEGIS_HEALTH_INTERVAL_S=os.environ.get("AEGIS_HEALTH_INTERVAL_S", "0.5"),
         AEGIS_CLOCK="record",
         # a recording is old by definition: retention would delete its candles mid-replay; the exchange is dead
@@ -291,8 +293,10 @@ async def _drive(
         await asyncio.sleep(0.5)  # the warm-up follows the hydration in the same task
         await supervisor.start(ProcessSpec("feed", [sys.executable, "-m", "aegis.feed"], env, logs / "feed.log"))
         feed_started = time.monotonic()
-        feed, brain = await _follow(options, cache, src, deadline, logs)
+        feed, brain, settled_wall_s = await _follow(options, cache, src, deadline, logs)
         replay_s = time.monotonic() - feed_started
+        started_ns = feed.get("replay_started_ns")
+        timed_s = settled_wall_s - started_ns / 1e9 if started_ns else None
     finally:
         await cache.aclose()
     summary = await report.build(
@@ -302,6 +306,7 @@ async def _drive(
         source=src,
         options=options,
         replay_s=replay_s,
+        timed_s=timed_s,
     )
     return summary
 
@@ -356,8 +361,12 @@ def _fingerprint(brain: dict[str, Any]) -> str:
 
 async def _follow(
     options: ReplayOptions, cache: Any, src: replay_source.Source, deadline: float, logs: Path
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Show progress until the feed published the file, the brain read the ring to its end and all settled."""
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Show progress until the feed published the file, the brain read the ring to its end and all settled.
+
+    Returns the last statuses and the wall-clock time (Unix s) when the final counters were first seen — the end
+    of the replay, without the ``SETTLE_S`` spent making sure nothing moves any more.
+    """
     feed_key, brain_key = keys.service_status("feed", "0"), keys.service_status("brain", "shard-0")
     progress = Progress(
         TextColumn("{task.description}"),
@@ -374,6 +383,7 @@ async def _follow(
         feed: dict[str, Any] = {}
         brain: dict[str, Any] = {}
         settled_since: float | None = None
+        settled_wall_s = 0.0
         last_print = ""
         while True:
             if time.monotonic() > deadline:
@@ -400,9 +410,9 @@ async def _follow(
                 stage = "the counters to stay still"
                 fingerprint = _fingerprint(brain)
                 if fingerprint != last_print:
-                    last_print, settled_since = fingerprint, time.monotonic()
+                    last_print, settled_since, settled_wall_s = fingerprint, time.monotonic(), time.time()
                 elif settled_since is not None and time.monotonic() - settled_since >= SETTLE_S:
-                    return feed, brain
+                    return feed, brain, settled_wall_s
             await asyncio.sleep(0.1)
 
 
