@@ -129,8 +129,9 @@ async def _statement_profile(book: AccountBook, batcher: Batcher, prices: _Price
                              symbols: list[str], db: Database) -> dict[str, Any]:  # fmt: skip
     """Wall time per round trip of each statement of a TP-close pass (untimed: the wrapper adds its own cost).
 
-    A statement's wall time is PostgreSQL's work on it plus the round trip over loopback; the driver's encoding
-    and decoding are outside it. Counters are the tables' ``pg_stat_user_tables`` rows after the pass.
+    A statement's wall time is the whole call: asyncpg encoding the arguments and decoding the rows, the round
+    trip over loopback, and PostgreSQL's work on it (and, on a loaded machine, waiting for a core). Counters are
+    the tables' ``pg_stat_user_tables`` rows after the pass (the whole run's).
     """
     import asyncpg
 
