@@ -101,6 +101,7 @@ class CandleBook:
         self.timeframes = tuple(timeframes)
         self.names = tuple(tf.name for tf in self.timeframes)
         self.widths = np.array([tf.width_ms for tf in self.timeframes], dtype=np.int64)
+        self._width_list: list[int] = self.widths.tolist()
         self.rest_flag = rest_flag
         self.symbols: list[str] = []
         self._index: dict[str, int] = {}
@@ -201,16 +202,16 @@ class CandleBook:
 
     def _closed(self, rows: int) -> list[CandleClosed]:
         out = []
-        out_i, out_f = self._out_i, self._out_f
-        for r in range(rows):
-            ti, s, open_ms, count, source, partial, kind, recv_ns = out_i[r].tolist()
-            o, h, lo, c, vol, quote, taker = out_f[r].tolist()
-            width = int(self.widths[ti])
+        widths, names, symbols = self._width_list, self.names, self.symbols
+        # two conversions per call, not two per candle
+        for (ti, s, open_ms, count, source, partial, kind, recv_ns), (o, h, lo, c, vol, quote, taker) in zip(
+            self._out_i[:rows].tolist(), self._out_f[:rows].tolist(), strict=True
+        ):
             candle = Candle(
-                symbol=self.symbols[s],
-                timeframe=self.names[ti],
+                symbol=symbols[s],
+                timeframe=names[ti],
                 open_time_ms=open_ms,
-                close_time_ms=open_ms + width - 1,
+                close_time_ms=open_ms + widths[ti] - 1,
                 open=o,
                 high=h,
                 low=lo,
