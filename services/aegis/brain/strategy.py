@@ -575,7 +575,7 @@ class Strategy:
         bar = series.smc.bars - 1
         known = c.close_time_ms
         pools: dict[int, float] = {}
-        for e in events:
+        for e in events:  # often none
             if isinstance(e, SwingEvent):
                 if e.high_low == 1:
                     state.swing_high = (e.index, e.level, known)
@@ -589,16 +589,18 @@ class Strategy:
                     max(pools.get(side, -math.inf), e.level) if side > 0 else min(pools.get(side, math.inf), e.level)
                 )
 
-        # 1. a CHOCH completes a pending sweep
         candidates = []
-        for side, sweep in sorted(state.sweeps.items(), reverse=True):
-            if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
-                candidates.append((side, sweep))
-        # 2. a sweep expires, fails (a close beyond its extreme) or is spent
-        for side, sweep in list(state.sweeps.items()):
-            spent = any(side == s for s, _ in candidates)
-            if spent or bar - sweep.bar > self.settings.sweep_window_bars or (c.close - sweep.extreme) * side < 0:
-                del state.sweeps[side]
+        if state.sweeps:
+            # 1. a CHOCH completes a pending sweep
+            for side, sweep in sorted(state.sweeps.items(), reverse=True):
+                if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
+                    candidates.append((side, sweep))
+            # 2. a sweep expires, fails (a close beyond its extreme) or is spent
+            for side, sweep in list(state.sweeps.items()):
+                spent = any(side == s for s, _ in candidates)
+                window = self.settings.sweep_window_bars
+                if spent or bar - sweep.bar > window or (c.close - sweep.extreme) * side < 0:
+                    del state.sweeps[side]
         # 3. this candle may itself be a sweep
         for side in (1, -1):
             self._detect_sweep(state, c, bar, side, pools.get(side))
