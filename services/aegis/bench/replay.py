@@ -24,9 +24,11 @@ the same market again).
   example strategy (EMA 10/20 cross on 1-minute bars from the trades, TP/SL brackets) on each instrument. Timed:
   ``engine.run()`` only.
 
-The ratio ``vs_nautilus`` is ours / theirs in ticks per second. If NautilusTrader cannot be installed or run, the
-benchmark says so and exits with status 3: it never prints a ratio it did not measure. ``--quick`` (tests only)
-runs ``ours`` on the first ``--quick-lines`` lines of each recording and no baseline: it prints no ratio.
+The ratio ``vs_nautilus`` is ours / theirs in ticks per second; ``load_average`` gives the host's load averages
+at the start, between the two sides and at the end (the machine may be shared). If NautilusTrader cannot be
+installed or run, the benchmark says so and exits with status 3: it never prints a ratio it did not measure.
+``--quick`` (tests only) runs ``ours`` on the first ``--quick-lines`` lines of each recording and no baseline: it
+prints no ratio.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -192,6 +195,11 @@ def run_nautilus(python: Path, files: list[Path], repeat: int, workdir: Path, ti
 # ------------------------------------------------------------------------------------------------------ run
 
 
+def _load_average() -> list[float]:
+    """The host's 1, 5 and 15 minute load averages (the machine may be shared: state them beside the figures)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def run(options: argparse.Namespace) -> dict[str, Any]:
     files = [Path(f) for f in (options.files or default_recordings())]
     for f in files:
@@ -206,8 +214,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         repeat = options.repeat or max(1, math.ceil((10_000 if options.quick else options.events) / per_pass))
         python = None if options.quick else nautilus_python(venv, not options.no_install)
         started = time.perf_counter()
+        load_average = {"start": _load_average()}
         ours = run_ours(files, repeat, options.window_ms, workdir / "ours", options.timeout)
+        load_average["after_ours"] = _load_average()
         theirs = None if python is None else run_nautilus(python, files, repeat, workdir, options.timeout)
+        load_average["end"] = _load_average()
         wall_s = time.perf_counter() - started
     results = [
         {"name": "ours_events_per_s", "value": ours["events_per_s"], "unit": "ticks/s"},
@@ -237,5 +248,6 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         ours=ours,
         baseline=theirs,
         target={"vs_nautilus": 2.0, "met": bool(ratios) and ratios[RATIO] >= 2.0},
+        load_average=load_average,
         wall_s=wall_s,
     )

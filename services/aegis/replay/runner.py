@@ -53,6 +53,8 @@ from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
 console = Console(highlight=False, stderr=True)
 DEAD = "127.0.0.1:9"  # discard port: nothing listens, so any Binance call fails at once
 SETTLE_S = 1.5
+POLL_S = 0.05
+"""How often the completion check reads the feed's and the brain's statuses (two Redis GETs)."""
 BRAIN_STATUS_INTERVAL_S = 0.2
 """How often the brain publishes its status in a replay: the completion check sees the end this much late at most."""
 CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "AEGIS_CONFIG")
@@ -413,7 +415,7 @@ async def _follow(
                     last_print, settled_since, settled_wall_s = fingerprint, time.monotonic(), time.time()
                 elif settled_since is not None and time.monotonic() - settled_since >= SETTLE_S:
                     return feed, brain, settled_wall_s
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(POLL_S)
 
 
 def default_report_dir() -> Path:

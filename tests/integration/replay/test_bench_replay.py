@@ -34,6 +34,10 @@ def test_the_quick_bench_measures_our_side_and_claims_no_ratio(shared_data: Path
     assert ours["frames"] == result["load"]["frames"] == 2 * 2000 * result["load"]["repeat"]
     assert 0 < ours["events"] <= ours["frames"]
     assert values["ours_events_per_s"] == pytest.approx(ours["events"] / ours["timed_s"])
+    # timed: from the feed's replay start (after start-up) to the final counters, so it covers the feed's own
+    # replay (reading, decoding, publishing every frame) and leaves the services' start-up out
+    assert 0 < ours["feed_replay_s"] <= ours["timed_s"] < ours["replay_wall_s"]
+    assert all(len(result["load_average"][k]) == 3 for k in ("start", "after_ours", "end"))  # the load is stated
     assert ours["price_windows_sealed"] > 0 and ours["price_pushes"] == 0  # no position opens on 4 s of data
 
 
