@@ -34,6 +34,8 @@ time (write, read, process, dispatch), each stamped with ``time.time_ns()`` as i
 minus the receive time of the record that closed its candle; ``tick_to_decision`` is, for every record that closed
 a trigger candle (whether or not a signal came out), the time until the strategy was done with it. Targets:
 >= 1M ticks/s per core, p99 tick-to-signal <= 100 µs; ``targets`` says which were met, without rounding.
+``config.load_average_1min`` is the machine's load at the start and after the latency part (the figures move with
+it on shared cores).
 """
 
 from __future__ import annotations
@@ -483,6 +485,13 @@ def time_baseline(baseline: Baseline, trades: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------------- run
 
 
+def _load_average() -> float:
+    """The machine's 1-minute load average (the cores are shared: the figures are read against it)."""
+    import os
+
+    return round(os.getloadavg()[0], 2)
+
+
 def _pct(values: list[int], q: float) -> float | None:
     """Percentile in µs, or None (JSON null) without samples."""
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) / 1000.0 if values else None
@@ -496,6 +505,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
     from aegis.brain.consumer import warm_up
 
     warm_up()
+    load = {"start": _load_average()}
     klines = load_klines(_data_dir(options.data))
     n = options.symbols
     timeline = Timeline(klines, n)
@@ -546,6 +556,11 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
                 f"  latency: {len(latency_trades):,} records one by one in {time.perf_counter() - t1:.1f} s, "
                 f"{len(latency['signal'])} signals, {len(latency['decision']):,} trigger closes"
             )
+            load["after_latency"] = _load_average()
+            say(
+                f"  load average (1 min): {load['start']:.2f} at the start, "
+                f"{load['after_latency']:.2f} after the latency part"
+            )
             strategy_stats = ours.strategy.stats()
             consumer_status = ours.consumer.status()
         finally:
@@ -590,5 +605,6 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             "baseline": "python_per_tick_talib: per-tick Python candles + talib.stream handles + StreamingSMC",
             "strategy_counts": strategy_stats,
             "ring": {k: consumer_status.get(k) for k in ("records_processed", "records_lost", "records_rejected")},
+            "load_average_1min": load,
         },
     }

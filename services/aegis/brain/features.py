@@ -22,7 +22,7 @@ positive value always favours the trade and one model serves both directions.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -237,16 +237,39 @@ class FeatureInputs:
 
     def check_causal(self) -> None:
         """Raise AssertionError when any input became known after ``as_of_ms``."""
-        t = self.as_of_ms
-        assert self.trigger.last_close_time_ms == t, "the last trigger candle must close at as_of_ms"
-        assert self.daily.last_close_time_ms <= t, "a daily candle closes after as_of_ms"
-        for snapshot in self.indicators.values():
-            assert snapshot.close_time_ms <= t, f"{snapshot.timeframe} indicators are from after as_of_ms"
-        assert self.sweep.confirmed_ms <= t and self.sweep.ref_confirmed_ms <= t, "the sweep is from the future"
-        if self.sweep.zone is not None:
-            assert self.sweep.zone.confirmed_ms <= self.sweep.confirmed_ms, "the zone was not known at the sweep"
-        if self.structure is not None:
-            assert self.structure.confirmed_ms <= t, "the 15m structure is from the future"
+        check_known_by(
+            self.as_of_ms,
+            trigger_close_ms=self.trigger.last_close_time_ms,
+            daily_close_ms=self.daily.last_close_time_ms,
+            indicator_close_ms={tf: snapshot.close_time_ms for tf, snapshot in self.indicators.items()},
+            sweep=self.sweep,
+            structure=self.structure,
+        )
+
+
+def check_known_by(
+    t: int,
+    *,
+    trigger_close_ms: int,
+    daily_close_ms: int,
+    indicator_close_ms: Mapping[str, int],
+    sweep: Sweep,
+    structure: Structure | None,
+) -> None:
+    """Raise AssertionError when an input of a feature vector at ``t`` became known after ``t``.
+
+    :meth:`FeatureInputs.check_causal` on extracted times; the strategy's fast path calls it with the times its
+    streaming state holds, so every signal is checked whether or not its :class:`FeatureInputs` are built.
+    """
+    assert trigger_close_ms == t, "the last trigger candle must close at as_of_ms"
+    assert daily_close_ms <= t, "a daily candle closes after as_of_ms"
+    for timeframe, close_ms in indicator_close_ms.items():
+        assert close_ms <= t, f"{timeframe} indicators are from after as_of_ms"
+    assert sweep.confirmed_ms <= t and sweep.ref_confirmed_ms <= t, "the sweep is from the future"
+    if sweep.zone is not None:
+        assert sweep.zone.confirmed_ms <= sweep.confirmed_ms, "the zone was not known at the sweep"
+    if structure is not None:
+        assert structure.confirmed_ms <= t, "the 15m structure is from the future"
 
 
 # ---------------------------------------------------------------------------------------------- the features
@@ -269,26 +292,124 @@ def _ratio(num: float, den: float, default: float) -> float:
 
 def compute(inputs: FeatureInputs) -> np.ndarray:
     """Return the feature vector of schema :data:`FEATURE_SCHEMA_VERSION` (float64, NaN where not warmed up)."""
-    s = float(inputs.side)
-    entry = inputs.entry_price
-    t_ind = inputs.indicators[inputs.trigger.timeframe]
-    m15 = inputs.indicators["15m"]
-    h1 = inputs.indicators["1h"]
     trig = inputs.trigger
-    sweep = inputs.sweep
+    last = len(trig) - 1
+    window = trig.volume
+    daily = inputs.daily
+    values = feature_values(
+        side=inputs.side,
+        entry=inputs.entry_price,
+        sl_pct=inputs.sl_pct,
+        tp_pct=inputs.tp_pct,
+        trigger_indicators=inputs.indicators[trig.timeframe].values,
+        m15_indicators=inputs.indicators["15m"].values,
+        h1=inputs.indicators["1h"],
+        candle=(
+            float(trig.open[last]),
+            float(trig.close[last]),
+            float(trig.volume[last]),
+            float(trig.taker_buy_volume[last]),
+        ),
+        mean_volume=float(window.mean()) if len(window) else math.nan,
+        day=(
+            (float(daily.open[-1]), float(daily.high[-1]), float(daily.low[-1]), float(daily.close[-1]))
+            if len(daily)
+            else None
+        ),
+        sweep=inputs.sweep,
+        structure=inputs.structure,
+        choch_bar=inputs.choch_bar,
+        as_of_ms=inputs.as_of_ms,
+    )
+    out = np.array(values, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+def numpy_mean(values: Sequence[float]) -> float:
+    """Return ``float(np.mean(np.array(values, dtype=np.float64)))`` bit for bit, in plain Python (NaN when empty).
+
+    NumPy sums float64 pairwise: below 8 values one by one from -0.0; up to 128 in 8 interleaved accumulators
+    combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` and the remainder added one by one; above
+    that, two halves (the first a multiple of 8 long) summed recursively. The strategy's fast path uses it for
+    ``t_volume_ratio`` so its vectors equal :func:`compute`'s exactly (a test checks it against NumPy).
+    """
+    n = len(values)
+    return _pairwise_sum(values, 0, n) / n if n else math.nan
+
+
+def _pairwise_sum(a: Sequence[float], start: int, n: int) -> float:
+    if n < 8:
+        total = -0.0
+        for i in range(start, start + n):
+            total += a[i]
+        return total
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = a[start : start + 8]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            j = start + i
+            r0 += a[j]
+            r1 += a[j + 1]
+            r2 += a[j + 2]
+            r3 += a[j + 3]
+            r4 += a[j + 4]
+            r5 += a[j + 5]
+            r6 += a[j + 6]
+            r7 += a[j + 7]
+            i += 8
+        total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        for j in range(start + i, start + n):
+            total += a[j]
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(a, start, half) + _pairwise_sum(a, start + half, n - half)
+
+
+_ATR, _RSI, _ADX = _COLUMN["atr"], _COLUMN["rsi"], _COLUMN["adx"]
+_EMA, _MACD, _MACD_HIST = _COLUMN["ema"], _COLUMN["macd"], _COLUMN["macd_hist"]
+_BB_UPPER, _BB_LOWER, _BB_MIDDLE = _COLUMN["bb_upper"], _COLUMN["bb_lower"], _COLUMN["bb_middle"]
+
+
+def feature_values(
+    *,
+    side: int,
+    entry: float,
+    sl_pct: float,
+    tp_pct: float,
+    trigger_indicators: tuple[float, ...],
+    m15_indicators: tuple[float, ...],
+    h1: IndicatorSnapshot | tuple[float, tuple[float, ...]],
+    candle: tuple[float, float, float, float],
+    mean_volume: float,
+    day: tuple[float, float, float, float] | None,
+    sweep: Sweep,
+    structure: Structure | None,
+    choch_bar: int,
+    as_of_ms: int,
+) -> tuple[float, ...]:
+    """The features from scalars: what :func:`compute` reads out of its :class:`FeatureInputs`, already extracted.
+
+    ``*_indicators`` are indicator rows in ``StreamingIndicators.COLUMNS`` order, ``h1`` the 1h snapshot (or its
+    ``(close, values)``), ``candle`` the trigger (CHOCH) candle's ``(open, close, volume, taker_buy_volume)``,
+    ``mean_volume`` the mean volume of the trigger window, ``day`` the previous day's ``(open, high, low, close)``
+    (None without one). :func:`compute` is this function applied to its inputs, so both give the same vector; the
+    strategy calls it directly with the values its streaming state already holds (no arrays built per signal).
+    """
+    s = float(side)
+    t_ind = trigger_indicators
+    m15 = m15_indicators
+    h1_close, h1_ind = (h1.close, h1.values) if isinstance(h1, IndicatorSnapshot) else h1
     zone = sweep.zone
 
-    t_atr = t_ind["atr"]
-    last = len(trig) - 1
-    o, c = float(trig.open[last]), float(trig.close[last])
-    volume = float(trig.volume[last])
-    taker = float(trig.taker_buy_volume[last])
+    t_atr = t_ind[_ATR]
+    o, c, volume, taker = candle
     taker_share = _ratio(taker, volume, 0.5)
-    window = trig.volume
-    mean_volume = float(window.mean()) if len(window) else math.nan
 
-    upper, lower, middle = t_ind["bb_upper"], t_ind["bb_lower"], t_ind["bb_middle"]
-    m15_atr = m15["atr"]
+    upper, lower, middle = t_ind[_BB_UPPER], t_ind[_BB_LOWER], t_ind[_BB_MIDDLE]
+    m15_atr = m15[_ATR]
 
     if zone is not None:
         zone_height = _ratio(zone.top - zone.bottom, m15_atr, 0.0)
@@ -297,39 +418,38 @@ def compute(inputs: FeatureInputs) -> np.ndarray:
     else:
         zone_height = zone_age = zone_distance = 0.0
 
-    h1_close, h1_ema = h1.close, h1["ema"]
-    h1_trend = (_sign(h1_close - h1_ema) + _sign(h1["macd"])) / 2 * s
+    h1_ema = h1_ind[_EMA]
+    h1_trend = (_sign(h1_close - h1_ema) + _sign(h1_ind[_MACD])) / 2 * s
 
-    if len(inputs.daily):
-        d_open, d_high = float(inputs.daily.open[-1]), float(inputs.daily.high[-1])
-        d_low, d_close = float(inputs.daily.low[-1]), float(inputs.daily.close[-1])
+    if day is not None:
+        d_open, d_high, d_low, d_close = day
         d1_bias = (_sign(entry - (d_high + d_low) / 2) + _sign(d_close - d_open)) / 2 * s
         d1_position = _ratio(entry - d_low, d_high - d_low, 0.5)
         d1_return = (d_close / d_open - 1.0) * 100.0 * s
     else:
         d1_bias = d1_position = d1_return = math.nan
 
-    hour = ((inputs.as_of_ms + 1) % _DAY_MS) / _HOUR_MS
-    structure = 0.0 if inputs.structure is None else float(inputs.structure.direction) * s
-    values = (
+    hour = ((as_of_ms + 1) % _DAY_MS) / _HOUR_MS
+    structure_sign = 0.0 if structure is None else float(structure.direction) * s
+    return (
         s,
-        inputs.sl_pct,
-        inputs.tp_pct,
+        sl_pct,
+        tp_pct,
         t_atr / entry * 100.0,
-        t_ind["rsi"],
-        t_ind["adx"],
-        t_ind["macd_hist"] / entry * 100.0 * s,
+        t_ind[_RSI],
+        t_ind[_ADX],
+        t_ind[_MACD_HIST] / entry * 100.0 * s,
         _ratio(entry - lower, upper - lower, 0.5),
         _ratio(upper - lower, middle, 0.0) * 100.0,
         _ratio(volume, mean_volume, 1.0),
         taker_share if s > 0 else 1.0 - taker_share,
         _ratio((c - o) * s, t_atr, 0.0),
         _ratio((sweep.level - sweep.extreme) * sweep.direction, t_atr, 0.0),
-        float(inputs.choch_bar - sweep.bar),
+        float(choch_bar - sweep.bar),
         1.0 if sweep.pool else 0.0,
         _ratio((c - sweep.ref_level) * s, t_atr, 0.0),
-        structure,
-        m15["rsi"],
+        structure_sign,
+        m15[_RSI],
         m15_atr / entry * 100.0,
         1.0 if zone is not None and zone.order_block else 0.0,
         1.0 if zone is not None and zone.fair_value_gap else 0.0,
@@ -338,14 +458,11 @@ def compute(inputs: FeatureInputs) -> np.ndarray:
         zone_distance,
         h1_trend,
         _ratio(h1_close - h1_ema, h1_ema, 0.0) * 100.0 * s,
-        h1["rsi"],
-        h1["adx"],
+        h1_ind[_RSI],
+        h1_ind[_ADX],
         d1_bias,
         d1_position,
         d1_return,
         math.sin(2 * math.pi * hour / 24),
         math.cos(2 * math.pi * hour / 24),
     )
-    out = np.array(values, dtype=np.float64)
-    out.flags.writeable = False
-    return out

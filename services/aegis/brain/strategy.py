@@ -29,7 +29,7 @@ import math
 import uuid
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -142,7 +142,7 @@ def signal_id_for(symbol: str, timeframe: str, candle_open_time_ms: int, side: s
     return str(uuid.uuid5(_SIGNAL_NAMESPACE, key))
 
 
-def confluence(features: np.ndarray) -> float:
+def confluence(features: Sequence[float] | np.ndarray) -> float:
     """Return the confluence score of a feature vector (schema 1): the weighted sum in ``CONFLUENCE_WEIGHTS``.
 
     Components (each in -1..1 or 0..1, positive = in favour of the trade): ``d1_bias``, ``h1_trend`` and
@@ -207,7 +207,7 @@ def plan_trade(
 
 
 def reasons_for(
-    side: int, features: np.ndarray, sweep: feat.Sweep, structure: feat.Structure | None
+    side: int, features: Sequence[float] | np.ndarray, sweep: feat.Sweep, structure: feat.Structure | None
 ) -> tuple[str, ...]:
     """Return the short tags saying why a signal fired, in a fixed order."""
     f = feat.FEATURE_INDEX
@@ -690,10 +690,9 @@ class Strategy:
         if isinstance(plan, str):
             self.counts["warming_up" if plan == "WARMING_UP" else "stop_too_far"] += 1
             return None
-        inputs = self._inputs(state, side, sweep, plan)
-        inputs.check_causal()
-        values = feat.compute(inputs)
-        if not np.isfinite(values).all():
+        structure = self._latest_structure(state)
+        values = self._features(state, series, side, sweep, plan, structure)
+        if not all(map(math.isfinite, values)):
             self.counts["warming_up"] += 1
             return None
         confidence = confidence_of(confluence(values))
@@ -704,7 +703,7 @@ class Strategy:
         if state.last_signal_ms is not None and c.close_time_ms - state.last_signal_ms < cooldown_ms:
             self.counts["cooldown"] += 1
             return None
-        vector = feat.FeatureVector(feat.FEATURE_SCHEMA_VERSION, tuple(values.tolist()))
+        vector = feat.FeatureVector(feat.FEATURE_SCHEMA_VERSION, values)
         predicted, model_version = self._predict(vector, confidence, plan)
         side_name = "LONG" if side > 0 else "SHORT"
         created_ns = self._clock.time_ns() if self._clock is not None else (c.close_time_ms + 1) * 1_000_000
@@ -721,13 +720,67 @@ class Strategy:
             model_version=model_version,
             feature_schema_version=vector.schema_version,
             features=vector.values,
-            reasons=reasons_for(side, values, sweep, inputs.structure),
+            reasons=reasons_for(side, values, sweep, structure),
             created_time_ns=created_ns - created_ns % 1000,
             candle_open_time_ms=c.open_time_ms,
         )
         if self.inputs is not None:
-            self.inputs[signal.signal_id] = inputs
+            self.inputs[signal.signal_id] = self._inputs(state, side, sweep, plan)
         return signal
+
+    def _features(
+        self,
+        state: _SymbolState,
+        series: _Series,
+        side: int,
+        sweep: feat.Sweep,
+        plan: TradePlan,
+        structure: feat.Structure | None,
+    ) -> tuple[float, ...]:
+        """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs.
+
+        The same values by construction (:func:`~aegis.brain.features.feature_values` is what ``compute``
+        applies; the window's mean volume is :func:`~aegis.brain.features.numpy_mean`, NumPy's sum bit for bit),
+        and the same causality check (:func:`~aegis.brain.features.check_known_by`), without the per-signal
+        arrays, snapshots and mappings (tests compare both on the real klines).
+        """
+        daily = state.series[BIAS_TIMEFRAME]
+        m15 = state.series[STRUCTURE_TIMEFRAME]
+        h1 = state.series[TREND_TIMEFRAME]
+        row = state.row
+        recent = series.recent
+        last = recent[-1]
+        day = daily.recent[-1] if daily.recent else None
+        t = series.close_time_ms
+        feat.check_known_by(
+            t,
+            trigger_close_ms=last[0] + series.width - 1,
+            daily_close_ms=day[0] + daily.width - 1 if day is not None else -1,
+            indicator_close_ms={
+                series.timeframe: series.close_time_ms,
+                m15.timeframe: m15.close_time_ms,
+                h1.timeframe: h1.close_time_ms,
+            },
+            sweep=sweep,
+            structure=structure,
+        )
+        banks = self._banks
+        return feat.feature_values(
+            side=side,
+            entry=series.close,
+            sl_pct=plan.sl_pct,
+            tp_pct=plan.tp_pct,
+            trigger_indicators=banks[series.timeframe].values(row),
+            m15_indicators=banks[STRUCTURE_TIMEFRAME].values(row),
+            h1=(h1.close, banks[TREND_TIMEFRAME].values(row)),
+            candle=(last[1], last[4], last[5], last[6]),
+            mean_volume=feat.numpy_mean([r[5] for r in recent]),
+            day=(day[1], day[2], day[3], day[4]) if day is not None else None,
+            sweep=sweep,
+            structure=structure,
+            choch_bar=series.smc.bars - 1,  # type: ignore[union-attr]
+            as_of_ms=t,
+        )
 
     def _predict(self, vector: feat.FeatureVector, confidence: float, plan: TradePlan) -> tuple[float, str]:
         if self.predictor is not None:

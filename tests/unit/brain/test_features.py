@@ -178,3 +178,13 @@ def test_a_feature_vector_names_its_values() -> None:
     vector = feat.FeatureVector(1, values)
     assert vector.names == feat.FEATURE_NAMES and vector["tp_pct"] == 2.0
     np.testing.assert_array_equal(vector.array(), values)
+
+
+def test_numpy_mean_is_numpys_mean_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    for n in [*range(0, 40), 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 1000]:
+        for _ in range(20):
+            values = (rng.random(n) * 10.0 ** rng.integers(-4, 7, n)).tolist()
+            expected = float(np.array(values, dtype=np.float64).mean()) if n else math.nan
+            got = feat.numpy_mean(values)
+            assert got.hex() == expected.hex(), (n, values)

@@ -335,3 +335,33 @@ def test_confidence_is_a_bounded_increasing_function_of_the_score() -> None:
 def test_the_rule_based_return_is_the_expected_value_net_of_fees() -> None:
     assert rule_based_return_pct(0.5, 1.0, 2.0, 0.1) == pytest.approx(0.4)
     assert rule_based_return_pct(1 / 3, 1.0, 2.0, 0.0) == pytest.approx(0.0)
+
+
+class _CheckedStrategy(Strategy):
+    """Computes every trigger's features both ways: the streaming fast path and ``compute`` of built inputs."""
+
+    compared = 0
+
+    def _features(self, state, series, side, sweep, plan, structure):  # type: ignore[no-untyped-def]
+        fast = super()._features(state, series, side, sweep, plan, structure)
+        inputs = self._inputs(state, side, sweep, plan)
+        inputs.check_causal()
+        reference = tuple(feat.compute(inputs).tolist())
+        assert [v.hex() for v in fast] == [v.hex() for v in reference]  # bit for bit, NaN and -0.0 included
+        assert inputs.structure == structure
+        self.compared += 1
+        return fast
+
+
+def test_the_streaming_feature_path_equals_compute_of_the_inputs_bit_for_bit(
+    events: dict[str, list[CandleClosed]],
+) -> None:
+    for settings in (DEFAULT, LOOSE):
+        for symbol in SYMBOLS:
+            strategy = _CheckedStrategy(settings)
+            for event in events[symbol]:
+                strategy.on_candle_closed(event)
+            # every trigger's vector was compared, the warming-up (NaN) ones and the signals alike
+            counts = strategy.counts
+            assert strategy.compared >= counts["signals"] + counts["low_confidence"] + counts["cooldown"]
+            assert counts["signals"] >= 10 and counts["warming_up"] >= 1
