@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import uuid
 from array import array
 from collections import deque
@@ -76,6 +77,7 @@ CONFIDENCE_SLOPE = 4.0
 
 _SIGNAL_NAMESPACE = uuid.UUID("6f1d3c52-5a0e-4d8b-9b7e-3c6a1f0e2d41")
 _BLOCK = 64  # symbols per StreamingIndicators instance; a new instance is added when a block is full
+_ROW = struct.Struct(f"={len(StreamingIndicators.COLUMNS)}d")  # one symbol's row of indicator values, native doubles
 
 Predictor = Callable[[feat.FeatureVector], tuple[float, str]]
 """The learning loop's model: features -> (predicted return in percent points, model version)."""
@@ -239,10 +241,16 @@ class _IndicatorBank:
 
     def __init__(self) -> None:
         self.blocks: list[StreamingIndicators] = []
+        self._buffers: list[memoryview] = []
+        """Each block's ``values`` (updated in place, never replaced) as bytes: a row is read with one
+        ``struct.unpack_from``, without a NumPy view and list per read (the signal path reads a few rows)."""
 
     def _locate(self, row: int) -> tuple[StreamingIndicators, int]:
         while row // _BLOCK >= len(self.blocks):
-            self.blocks.append(StreamingIndicators(_BLOCK))
+            block = StreamingIndicators(_BLOCK)
+            assert block.values.flags.c_contiguous and block.values.dtype == np.float64
+            self.blocks.append(block)
+            self._buffers.append(memoryview(block.values).cast("B"))
         return self.blocks[row // _BLOCK], row % _BLOCK
 
     def update(self, row: int, high: float, low: float, close: float) -> None:
@@ -254,8 +262,9 @@ class _IndicatorBank:
         block.reset([local])
 
     def values(self, row: int) -> tuple[float, ...]:
-        block, local = self._locate(row)
-        return tuple(block.values[local].tolist())
+        if row // _BLOCK >= len(self.blocks):
+            self._locate(row)
+        return _ROW.unpack_from(self._buffers[row // _BLOCK], (row % _BLOCK) * _ROW.size)
 
 
 class _OpenTimes:

@@ -365,3 +365,15 @@ def test_the_streaming_feature_path_equals_compute_of_the_inputs_bit_for_bit(
             counts = strategy.counts
             assert strategy.compared >= counts["signals"] + counts["low_confidence"] + counts["cooldown"]
             assert counts["signals"] >= 10 and counts["warming_up"] >= 1
+
+
+def test_indicator_rows_read_from_the_bank_buffers_equal_the_indicator_arrays(
+    default_runs: dict[str, tuple[Strategy, list[Signal]]],
+) -> None:
+    strategy = default_runs["BTCUSDT"][0]
+    for bank in strategy._banks.values():
+        for b, block in enumerate(bank.blocks):
+            for local in range(block.values.shape[0]):
+                expected = [v.hex() for v in block.values[local].tolist()]
+                assert [v.hex() for v in bank.values(b * 64 + local)] == expected
+    assert any(math.isfinite(v) for v in strategy._banks["1h"].values(0))  # warmed up: real values compared
