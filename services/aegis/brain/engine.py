@@ -159,6 +159,8 @@ class BrainEngine:
             attempts=settings.call_retries,
             retry_base_s=settings.retry_base_s,
             live=trader_for(ctx.settings) if settings.execution else None,
+            # the outbox: a signal is executed once its row is committed (not in a replay: one signal at a time)
+            durable=self.hub.writer.stored if ctx.db is not None and self.record_time is None else None,
         )
         self.prices: PricePusher | RecordTimePrices
         if self.record_time is not None:
@@ -234,6 +236,9 @@ class BrainEngine:
         """Load the symbols' history, then replay it through the strategy, one symbol at a time."""
         symbols = list(dict.fromkeys(symbols))
         await self.hydrator.hydrate(symbols)
+        # before any of them is warmed up (so before their new signals): the signals a killed brain stored and did
+        # not open (see aegis.brain.execution, "stored first")
+        await self.resume([s for s in symbols if s not in self.warmed])
         for symbol in symbols:
             # a symbol another call is still hydrating is warmed up by that call
             if symbol in self.warmed or symbol not in self.hydrator.hydrated:
@@ -248,6 +253,28 @@ class BrainEngine:
         # collector's generations, full collections no longer walk them (hundreds of ms with hundreds of symbols,
         # paid by whatever record is being processed then). Refcounting still frees what is dropped.
         gc.freeze()
+
+    async def resume(self, symbols: list[str]) -> int:
+        """Queue for execution the stored signals of ``symbols`` younger than ``AEGIS_BRAIN_RESUME_WINDOW_S`` that
+        have no learning position; return how many (0 without PostgreSQL, execution, or in a replay)."""
+        window_s = self.settings.resume_window_s
+        ex = self.executor
+        if not symbols or window_s <= 0 or self.hub.store is None or ex.risk is None or self.record_time is not None:
+            return 0
+        since_ns = self.clock.time_ns() - int(window_s * 1e9)
+        trading = ex.live.account if ex.live is not None and ex.mode == "live" else ex.paper_account
+        try:
+            found = await self.hub.store.unexecuted(
+                symbols, since_ns, ex.learning_account, trading, self.settings.execution_queue
+            )
+        except Exception as exc:  # PostgreSQL down at start: trade on; the next start looks again
+            log.warning("cannot look for stored signals to resume (%s): none resumed", exc)
+            return 0
+        for signal, untraded in found:
+            ex.resume(signal.to_event(), trade=untraded)
+        if found:
+            log.info("resuming %d stored signals without a learning position", len(found))
+        return len(found)
 
     def _on_candle_closed(self, event: CandleClosed) -> None:
         candle = event.candle

@@ -18,6 +18,18 @@ themselves derived from the candle, so a retried call, a signal re-emitted after
 same records all reuse the key, and virtual-account answers with the first result (``replayed``) instead of
 opening again.
 
+**Stored first (transactional outbox).** A signal worker executes a signal only once its ``signals`` row is
+committed (``durable``: :meth:`aegis.brain.signals.SignalWriter.stored`; the writer keeps batching, the worker
+waits for the batch holding its signal, so the order leaves at most one flush later and the strategy never
+waits). A kill can therefore never leave a position whose signal has no row. The other half is the resume at
+start (:meth:`Executor.resume`, fed by the engine): stored signals of the brain's symbols younger than
+``AEGIS_BRAIN_RESUME_WINDOW_S`` without a position on the learning account — a kill between the row and the
+open — are executed again; their keys are the same, so an open virtual-account did already answers
+``replayed``. The trading leg (paper) is re-run only when the trading account has no position of that signal
+either, and it goes through risk's EvaluateSignal as always (risk refuses stale signals); in live mode a resumed
+signal goes to the learning account only: no live order is placed from a resume. A row PostgreSQL refuses is
+counted (``unstored``) and its signal not executed.
+
 **Never blocking.** The bus handlers only queue: signals go to a bounded queue (a full queue counts
 ``signals_dropped`` and logs; the ring consumer never waits), and :meth:`Executor.run` drains it with
 ``concurrency`` workers doing the gRPC calls. Orders take the bus's priority path: an :class:`OrderRequest` is
@@ -40,7 +52,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -246,8 +258,11 @@ class Executor:
         attempts: int = 5,
         retry_base_s: float = 0.1,
         live: Any | None = None,
+        durable: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.bus = bus
+        self.durable = durable
+        """signal id -> True once its row is committed (False: refused); None: execute without waiting."""
         self.live = live
         """A :class:`aegis.brain.live.LiveTrader` (live mode), or None."""
         self.risk = risk
@@ -276,6 +291,8 @@ class Executor:
             (
                 "signals",
                 "signals_dropped",
+                "resumed",
+                "unstored",
                 "live_refused",
                 "no_mark_price",
                 "learning_opened",
@@ -324,6 +341,16 @@ class Executor:
         self._signals.append((signal, paper))
         self._signal_ready.set()
 
+    def resume(self, signal: SignalGenerated, *, trade: bool) -> None:
+        """Queue a stored signal that has no learning position (the engine's resume at start, see the module doc);
+        ``trade``: the trading account has no position of it either (paper mode only; never live)."""
+        self.counts["resumed"] += 1
+        paper = trade and self.mode != "live"
+        log.info("resuming stored signal %s (%s %s): not executed before the restart", signal.signal_id,
+                 signal.symbol, signal.side)  # fmt: skip
+        self._signals.append((signal, paper))
+        self._signal_ready.set()
+
     def on_order_request(self, order: OrderRequest) -> None:
         """Queue an order for the order workers (dispatched at rank 0: ahead of everything else on the bus)."""
         self._orders.append((order, self._waiting.pop(id(order), None)))
@@ -361,6 +388,10 @@ class Executor:
             signal, paper = self._signals.popleft()
             self.busy += 1
             try:
+                if self.durable is not None and not await self.durable(signal.signal_id):
+                    self.counts["unstored"] += 1
+                    log.error("signal %s not executed: PostgreSQL refused its row", signal.signal_id)
+                    continue
                 await self.execute(signal, paper=paper)
             except Exception:
                 self.counts["errors"] += 1

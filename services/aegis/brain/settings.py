@@ -90,6 +90,13 @@ class BrainSettings:
     paper_account: str = setting(
         "AEGIS_BRAIN_PAPER_ACCOUNT", "paper", text, "Account that takes the signals risk approves in paper mode."
     )
+    resume_window_s: float = setting(
+        "AEGIS_BRAIN_RESUME_WINDOW_S",
+        300.0,
+        non_negative_float,
+        "At start, stored signals of the brain's symbols created less than this long ago and without a position "
+        "on the learning account (a kill between storing and opening them) are executed again; 0 = none.",
+    )
     execution_queue: int = setting(
         "AEGIS_BRAIN_EXECUTION_QUEUE",
         1024,

@@ -6,6 +6,10 @@
   with a capped backoff: nothing is lost while the process lives. The backlog is not capped — the strategy's
   cooldown bounds it to one signal per symbol per cooldown window — but a warning is logged when it passes
   ``warn_backlog``. A row PostgreSQL refuses (a CHECK) is logged and dropped, never retried forever.
+  :meth:`~SignalWriter.stored` waits until a signal's row is committed (the executor's transactional outbox:
+  a signal is executed only once its row is durable, so a kill can never leave a position without its signal);
+  waiters ride on the batches, so the writer keeps its pace and a waiter waits one flush at most while
+  PostgreSQL answers.
 * :class:`RecentSignals` — the newest signals in memory, ordered by (created time, id).
 * :class:`SignalStore` — reads from PostgreSQL, newest first, keyset-paged.
 * :class:`SignalFanout` — StreamSignals: one bounded queue per subscriber. Publishing never waits; a subscriber
@@ -167,6 +171,9 @@ class SignalWriter:
         self.retry_max_s = retry_max_s
         self.warn_backlog = warn_backlog
         self._pending: deque[Signal] = deque()
+        self._unwritten: set[str] = set()
+        """Ids of the signals submitted and not yet committed (or refused)."""
+        self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._inflight = 0
         self._wake = asyncio.Event()
         self._down_since: float | None = None
@@ -182,10 +189,28 @@ class SignalWriter:
         if self._db is None:
             return
         self._pending.append(signal)
+        self._unwritten.add(signal.signal_id)
         if len(self._pending) > self.warn_backlog and not self._warned:
             self._warned = True
             log.warning("%d signals wait for PostgreSQL (kept in memory until it answers)", len(self._pending))
         self._wake.set()
+
+    async def stored(self, signal_id: str) -> bool:
+        """Wait until ``signal_id``'s row is committed; True once it is (or when there is no PostgreSQL, or the
+        signal was never submitted here: read from the table), False when PostgreSQL refused the row."""
+        if signal_id not in self._unwritten:
+            return True
+        waiter = self._waiters.get(signal_id)
+        if waiter is None:
+            waiter = self._waiters[signal_id] = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(waiter)
+
+    def _settle(self, batch: list[Signal], refused: set[str]) -> None:
+        for signal in batch:
+            self._unwritten.discard(signal.signal_id)
+            waiter = self._waiters.pop(signal.signal_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(signal.signal_id not in refused)
 
     @property
     def backlog(self) -> int:
@@ -235,13 +260,13 @@ class SignalWriter:
             return True
         batch = [self._pending.popleft() for _ in range(min(self.batch_rows, len(self._pending)))]
         self._inflight = len(batch)
-        rejected = 0
+        refused: set[str] = set()
         try:
             try:
                 await self._insert(batch)
             except _DATA_ERRORS as exc:
                 log.error("a signal batch was refused (%s): writing its rows one by one", exc)
-                rejected = await self._insert_one_by_one(batch)
+                refused = await self._insert_one_by_one(batch)
         except _STORAGE_ERRORS as exc:
             self._failed(batch, exc)
             await self._db.expire_connections()  # connections may have died with the server
@@ -251,8 +276,9 @@ class SignalWriter:
             raise
         finally:
             self._inflight = 0
-        self.rows_written += len(batch) - rejected
-        self.rows_rejected += rejected
+        self._settle(batch, refused)
+        self.rows_written += len(batch) - len(refused)
+        self.rows_rejected += len(refused)
         if self._down_since is not None:
             log.info("PostgreSQL takes signals again after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
@@ -266,14 +292,14 @@ class SignalWriter:
         async with self._db.connection() as conn, conn.transaction():
             await conn.executemany(INSERT_SQL, rows)
 
-    async def _insert_one_by_one(self, batch: list[Signal]) -> int:
-        """Insert row by row; return how many rows PostgreSQL refused (logged and dropped)."""
-        rejected = 0
+    async def _insert_one_by_one(self, batch: list[Signal]) -> set[str]:
+        """Insert row by row; return the ids of the rows PostgreSQL refused (logged and dropped)."""
+        rejected: set[str] = set()
         for signal in batch:
             try:
                 await self._insert([signal])
             except _DATA_ERRORS as exc:
-                rejected += 1
+                rejected.add(signal.signal_id)
                 log.error("dropped a signal PostgreSQL refuses: %s (%s)", signal.signal_id, exc)
         return rejected
 
@@ -385,6 +411,22 @@ class SignalStore:
         async with self._db.connection() as conn:
             records = await conn.fetch(sql, *args)
         return [signal_from_record(r) for r in records]
+
+    async def unexecuted(
+        self, symbols: Iterable[str], since_ns: int, learning: str, trading: str, limit: int
+    ) -> list[tuple[Signal, bool]]:
+        """Return the stored signals of ``symbols`` created at ``since_ns`` or later that have no position on the
+        ``learning`` account, oldest first, each with whether ``trading`` has no position of it either."""
+        sql = (
+            f"SELECT {_COLUMNS}, NOT EXISTS (SELECT 1 FROM positions p WHERE p.account_id = $4 "
+            "AND p.signal_id = s.signal_id) AS untraded FROM signals s "
+            "WHERE s.symbol = ANY($1::text[]) AND s.created_at >= $2 AND NOT EXISTS "
+            "(SELECT 1 FROM positions p WHERE p.account_id = $3 AND p.signal_id = s.signal_id) "
+            "ORDER BY s.created_at, s.signal_id LIMIT $5"
+        )
+        async with self._db.connection() as conn:
+            records = await conn.fetch(sql, list(symbols), ns_to_datetime(since_ns), learning, trading, limit)
+        return [(signal_from_record(r), bool(r["untraded"])) for r in records]
 
 
 # ----------------------------------------------------------------------------------------------- fan-out
