@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -72,3 +74,15 @@ async def wait_serving(proc: testing.ServiceProcess, timeout_s: float = 30.0) ->
     ok = await asyncio.to_thread(proc.wait_status, "SERVING", timeout_s)
     assert ok, f"{proc.service} not SERVING after {timeout_s} s:\n{proc.log_text()[-3000:]}"
     return time.monotonic() - started
+
+
+def start_simulator(port: int, state_file: Path, log: Path, speed: str = "x8") -> subprocess.Popen[bytes]:
+    """Start ``python -m aegis.sim`` on ``port`` (replay position kept in ``state_file``); return once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aegis.sim", "--port", str(port), "--speed", speed, "--state-file", str(state_file)],
+        stdout=subprocess.PIPE,
+        stderr=log.open("ab"),
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first URL line: the simulator listens from here on
+    return proc
