@@ -270,11 +270,26 @@ class BrainEngine:
         except Exception as exc:  # PostgreSQL down at start: trade on; the next start looks again
             log.warning("cannot look for stored signals to resume (%s): none resumed", exc)
             return 0
+        if found:
+            await self._caught_up()
         for signal, untraded in found:
             ex.resume(signal.to_event(), trade=untraded)
         if found:
             log.info("resuming %d stored signals without a learning position", len(found))
         return len(found)
+
+    async def _caught_up(self, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) until the consumer has read the ring to its end and the bus is drained, then push the
+        prices now: a resumed signal is filled at the symbol's current price, not at one the ring re-read hours
+        before (virtual-account would refuse a stop on the wrong side of it)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            reader = self.consumer.reader
+            if reader is not None and reader.lag <= 0 and not self.bus.pending:
+                break
+            await asyncio.sleep(0.01)
+        if isinstance(self.prices, PricePusher):
+            await self.prices.push()
 
     def _on_candle_closed(self, event: CandleClosed) -> None:
         candle = event.candle

@@ -286,6 +286,8 @@ class Executor:
         """id(order) -> the trace context it was placed in (the order worker continues that trace)."""
         self._inflight: dict[str, SignalGenerated] = {}
         self._duplicates: deque[str] = deque(maxlen=1024)
+        self.failed_orders: deque[tuple[str, str, str]] = deque(maxlen=64)
+        """The newest failed orders: (signal id, account, status code), for the status (which signal was refused)."""
         self.busy = 0
         self.counts: dict[str, int] = dict.fromkeys(
             (
@@ -582,6 +584,7 @@ class Executor:
             return None
         if not isinstance(filled, OrderFilled):
             self.counts["orders_failed"] += 1
+            self.failed_orders.append((order.signal_id, order.account, filled if isinstance(filled, str) else ""))
             return None
         self.counts["orders_filled"] += 1
         with observability.span("aegis.fill", account=filled.account, position_id=filled.position_id,
@@ -678,6 +681,7 @@ class Executor:
             "queued": len(self._signals),
             "orders_queued": len(self._orders),
             "paper_refusals": dict(self.refusals),
+            "failed_orders": [list(f) for f in self.failed_orders],
             "rpcs": self.stats.snapshot(),
             **({"live": self.live.snapshot()} if self.live is not None else {}),
         }
