@@ -176,6 +176,8 @@ class SignalWriter:
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._inflight = 0
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        """Set while an executor waits on :meth:`stored`: the next batch goes out now, not after ``interval_s``."""
         self._down_since: float | None = None
         self._warned = False
         self.rows_written = 0
@@ -203,6 +205,7 @@ class SignalWriter:
         waiter = self._waiters.get(signal_id)
         if waiter is None:
             waiter = self._waiters[signal_id] = asyncio.get_running_loop().create_future()
+        self._urgent.set()  # an order waits on this row: write it now (what is pending goes in the same batch)
         return await asyncio.shield(waiter)
 
     def _settle(self, batch: list[Signal], refused: set[str]) -> None:
@@ -229,13 +232,21 @@ class SignalWriter:
         }
 
     async def run(self) -> None:
-        """Write forever: gather for ``interval_s``, write a batch, back off while PostgreSQL is down."""
+        """Write forever: gather for ``interval_s``, write a batch, back off while PostgreSQL is down.
+
+        An executor waiting on :meth:`stored` cuts the gathering short, so an order waits for one insert, not for
+        ``interval_s`` more: signals that arrive while a batch is being written still go together in the next."""
         delay = self.retry_initial_s
         while True:
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
-            await asyncio.sleep(self.interval_s)
+            if not self._urgent.is_set():
+                try:
+                    await asyncio.wait_for(self._urgent.wait(), self.interval_s)
+                except TimeoutError:
+                    pass
+            self._urgent.clear()
             if await self.flush_once():
                 delay = self.retry_initial_s
             else:

@@ -187,6 +187,26 @@ async def test_signals_made_while_postgresql_is_down_are_kept_retried_and_writte
             await proxy.down()
 
 
+async def test_an_order_waiting_on_its_signal_row_cuts_the_batching_interval_short(
+    db: Database, real_signals: list[Signal]
+) -> None:
+    """The executor awaits ``stored`` before it sends an order: the row goes out at once, not after the interval;
+    signals nobody waits for still wait for the interval (they are batched)."""
+    signals = renamed(real_signals[:3], "URGENTUSDT")
+    writer = SignalWriter(db, interval_s=30.0)
+    async with running(SignalHub(db, writer=writer)) as hub:
+        hub.publish_all(signals[:2])
+        await asyncio.sleep(0.3)
+        assert writer.rows_written == 0  # batched: nothing waits on them, the 30 s interval holds
+        hub.publish_all(signals[2:])
+        started = time.monotonic()
+        assert await asyncio.wait_for(writer.stored(signals[2].signal_id), 5.0)
+        waited = time.monotonic() - started
+        assert writer.rows_written == 3 and writer.backlog == 0  # the earlier two went in the same batch
+    assert waited < 5.0, waited
+    assert len(await all_pages(SignalHub(db), 10, symbol="URGENTUSDT")) == 3
+
+
 async def test_a_row_postgresql_refuses_is_dropped_and_the_rest_of_its_batch_written(
     db: Database, real_signals: list[Signal]
 ) -> None:
