@@ -690,6 +690,23 @@ class RingWriter:
             records = np.ascontiguousarray(records)
         return records.reshape(-1).view(np.uint64).reshape(-1, self._slot_words)
 
+    def retained(self, where: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Return a copy of the records still in the ring, earlier writers' included, oldest first.
+
+        A writer that re-opened a ring reads back what its predecessors published this way (the feed seeds its
+        kline gate from it). ``where`` maps the slot array (ring dtype, slot order) to a boolean mask of the
+        records wanted. A slot is kept only when its seq word is a published sequence still in the ring that
+        belongs to that slot: a slot left BUSY by a writer killed mid-write is skipped.
+        """
+        published = self._next_seq - 1
+        seqs = self._map.slots[:, 0]
+        keep = (seqs >= max(1, published - self.capacity + 1)) & (seqs <= published)
+        keep &= (seqs & np.uint64(self._mask)) == np.arange(self.capacity, dtype=np.uint64)
+        if where is not None:
+            keep &= where(self._map.records)
+        chosen = self._map.records[keep]  # boolean indexing copies
+        return chosen[np.argsort(chosen["seq"], kind="stable")]
+
     def heartbeat(self) -> None:
         """Refresh the writer heartbeat without publishing (call it when the stream is idle)."""
         self._words[_W_HEARTBEAT] = time.monotonic_ns()

@@ -3,7 +3,8 @@
 The ``websockets`` library answers Binance's pings (every 3 min) and sends its own every 20 s, so a dead TCP peer is
 noticed within ``ping_timeout``. A connection that is open but silent for ``idle_timeout_s`` (a stalled server) is
 closed and reopened too. After every reconnect ``on_reconnect`` runs (the feed backfills the closed 1m klines it
-missed over REST) before frames flow again.
+missed over REST) before frames flow again; ``on_first_connect`` runs at the same point of the first connect (a
+restarted feed catches up there on what closed while no feed process ran).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class StreamConnection:
         on_frame: FrameHandler,
         *,
         on_reconnect: Callable[[], Awaitable[None]] | None = None,
+        on_first_connect: Callable[[], Awaitable[None]] | None = None,
         idle_timeout_s: float = 30.0,
         max_lifetime_s: float = 23.5 * 3600,
         backoff: Backoff | None = None,
@@ -73,6 +75,7 @@ class StreamConnection:
         self.plan = plan
         self._on_frame = on_frame
         self._on_reconnect = on_reconnect
+        self._on_first_connect = on_first_connect
         self._idle_timeout_s = idle_timeout_s
         self._max_lifetime_s = max_lifetime_s
         self._backoff = backoff or Backoff()
@@ -109,8 +112,10 @@ class StreamConnection:
             self.stats.connects += 1
             self.stats.state = "CONNECTED"
             opened = time.monotonic()
-            if self.stats.connects > 1 and self._on_reconnect is not None:
-                await self._on_reconnect()
+            # Before the first frame is read: a backfill (the feed's) publishes what was missed ahead of it.
+            hook = self._on_reconnect if self.stats.connects > 1 else self._on_first_connect
+            if hook is not None:
+                await hook()
             first = True
             while True:
                 remaining = self._max_lifetime_s - (time.monotonic() - opened)

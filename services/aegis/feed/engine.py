@@ -6,6 +6,13 @@ after a reconnect, or one already fetched over REST: counted as ``duplicate_klin
 connection dropped, or a closed kline arrives more than a minute after the previous one — it holds that symbol's
 closed klines while :class:`Backfiller` fetches the missing ones over REST, then publishes them in time order
 (flagged ``FLAG_REST``) followed by what it held.
+
+A restarted feed process re-opens its predecessor's ring (same file, new epoch, old records still readable), so
+:meth:`KlineGate.seed` sets each symbol's ``last_closed`` from the newest closed 1m kline still in the ring (or,
+if no kline of it had closed yet, the minute before the oldest kline update of it there), and every connection
+backfills from there on its *first* connect too (not only on reconnects): the minutes that closed while no feed ran
+are fetched over REST and published, once and in order, before the stream's next closed kline. A new ring, or a
+symbol without a 1m kline in it, seeds nothing, and a first connect then has nothing to backfill for it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ _OFF_SYMBOL_ID = MARKET_RECORD.fields["symbol_id"][1]
 _OFF_START = MARKET_RECORD.fields[records.Kline.start_time_ms][1]
 _OFF_EVENT_TIME = MARKET_RECORD.fields["event_time_ms"][1]
 _OFF_INTERVAL = MARKET_RECORD.fields[records.Kline.interval_ms][1]
+
+
+def minute_klines(slots: Any) -> Any:
+    """The ``RingWriter.retained`` filter of 1m kline updates, open or closed (what :meth:`KlineGate.seed` reads)."""
+    return (slots["kind"] == KLINE) & (slots[records.Kline.interval_ms] == MINUTE_MS)
 
 
 class KlineGate:
@@ -103,6 +115,35 @@ class KlineGate:
             return -1
         self.last_closed[symbol_id] = start
         return self._writer.write_bytes(record)
+
+    def seed(self, retained: Any) -> dict[int, int]:
+        """Set ``last_closed`` from the 1m klines still in a re-opened ring (``RingWriter.retained`` rows).
+
+        Per symbol, the newest closed 1m kline a previous writer published becomes the last one published, so a
+        resend of it is dropped and a later one after a gap is held while the gap is fetched. A symbol with kline
+        updates in the ring but no closed one (the previous processes died before its first minute closed) is
+        seeded with the minute before the oldest kline they saw, so the backfill starts at the first minute they
+        saw a part of. Return what was set.
+        """
+        newest_closed: dict[int, int] = {}
+        oldest_seen: dict[int, int] = {}
+        for symbol_id, start, flags in zip(
+            retained["symbol_id"].tolist(),
+            retained[records.Kline.start_time_ms].tolist(),
+            retained["flags"].tolist(),
+            strict=True,
+        ):
+            if flags & FLAG_KLINE_CLOSED:
+                if start > newest_closed.get(symbol_id, start - 1):
+                    newest_closed[symbol_id] = start
+            elif start < oldest_seen.get(symbol_id, start + 1):
+                oldest_seen[symbol_id] = start
+        seeded = {sid: start - MINUTE_MS for sid, start in oldest_seen.items() if sid not in newest_closed}
+        seeded.update(newest_closed)
+        for symbol_id, start in seeded.items():
+            if start > self.last_closed.get(symbol_id, start - 1):
+                self.last_closed[symbol_id] = start
+        return seeded
 
     def hold(self, symbol_ids: Iterable[int]) -> None:
         for symbol_id in symbol_ids:
@@ -259,6 +300,14 @@ class FeedEngine:
         self.gate = KlineGate(self.writer, on_gap=self._on_gap)
         self.pipeline = FramePipeline(symbols, self.gate, recv_clock="wall")
         self.gate.bind_rejections(self.pipeline.firewall.reject)
+        # A restarted feed re-opens its predecessor's ring: continue after the last closed kline it published.
+        seeded = self.gate.seed(self.writer.retained(minute_klines))
+        if seeded:
+            log.info(
+                "ring epoch %d: last closed 1m kline per symbol seeded from the ring",
+                self.writer.epoch,
+                extra={"last_closed": {self.writer.symbols().get(k, str(k)): v for k, v in seeded.items()}},
+            )
 
     def _on_frame(self, frame: bytes, recv_time_ns: int) -> None:
         assert self.pipeline is not None
@@ -274,11 +323,15 @@ class FeedEngine:
         )
         self._tasks.append(asyncio.create_task(self.backfiller.fill([symbol_id]), name="backfill"))
 
-    def _reconnect_hook(self, plan: ConnectionPlan) -> Callable[[], Any]:
+    def _reconnect_hook(self, plan: ConnectionPlan, *, first: bool = False) -> Callable[[], Any]:
+        """Backfill the plan's kline symbols after a reconnect; on the first connect, only the seeded ones."""
+
         async def after_reconnect() -> None:
             assert self.gate is not None and self.backfiller is not None
             names = {s.split("@", 1)[0].upper() for s in plan.streams if "@kline_1m" in s}
             ids = [sid for sid, name in self.gate.names.items() if name in names]
+            if first:  # a new ring, or a symbol new to it: nothing published before, nothing to catch up
+                ids = [sid for sid in ids if sid in self.gate.last_closed]
             if ids:
                 await self.backfiller.fill(ids)
 
@@ -311,6 +364,7 @@ class FeedEngine:
                     plan,
                     self._on_frame,
                     on_reconnect=self._reconnect_hook(plan),
+                    on_first_connect=self._reconnect_hook(plan, first=True),
                     idle_timeout_s=feed.idle_timeout_s,
                     backoff=Backoff(base_s=feed.reconnect_base_s, cap_s=feed.reconnect_cap_s),
                 )
