@@ -488,25 +488,46 @@ class Executor:
             self.counts["learning_replayed"] += 1
 
     async def _paper(self, signal: SignalGenerated, mark: tuple[float, int] | None) -> None:
-        account = self.paper_account
+        await self.trade(
+            signal, mark, account=self.paper_account, mode=common_pb.ACCOUNT_KIND_PAPER, label="paper",
+            counts=self.counts, refusals=self.refusals, prefix="paper_",
+        )  # fmt: skip
+
+    async def trade(
+        self,
+        signal: SignalGenerated,
+        mark: tuple[float, int] | None,
+        *,
+        account: str,
+        mode: int,
+        label: str,
+        counts: dict[str, int],
+        refusals: dict[str, int],
+        prefix: str = "",
+    ) -> None:
+        """The trading leg (paper, or live through :class:`aegis.brain.live.LiveTrader`): RiskService.EvaluateSignal
+        for ``account``; when approved, the rotation's close first (nothing is opened if it fails), then the entry.
+        Outcomes are counted in ``counts`` under ``prefix`` + approved / refused / opened / replayed (rotations
+        unprefixed), refusal reasons in ``refusals``."""
         request = self._with_mark(
-            risk_pb.EvaluateSignalRequest(signal=signal_pb(signal), account=account, mode=common_pb.ACCOUNT_KIND_PAPER),
-            mark,
+            risk_pb.EvaluateSignalRequest(signal=signal_pb(signal), account=account, mode=mode), mark
         )
         with observability.span("aegis.risk_decision", account=account, rpc="EvaluateSignal") as traced:
             response = await self._call("RiskService.EvaluateSignal", self.risk.EvaluateSignal, request)
             _trace_decision(traced, response)
         if isinstance(response, str):
             self.counts["decisions_failed"] += 1
+            if counts is not self.counts:
+                counts["decisions_failed"] += 1
             return
         decision = response.decision
         if not decision.approved or not decision.HasField("order"):
-            self.counts["paper_refused"] += 1
+            counts[prefix + "refused"] += 1
             for reason in decision.reasons:
-                self.refusals[reason.code] = self.refusals.get(reason.code, 0) + 1
-            log.info("paper: %s refused by risk: %s", signal.signal_id, decision.message)
+                refusals[reason.code] = refusals.get(reason.code, 0) + 1
+            log.info("%s: %s refused by risk: %s", label, signal.signal_id, decision.message)
             return
-        self.counts["paper_approved"] += 1
+        counts[prefix + "approved"] += 1
         rotation = decision.rotation
         if rotation.action == risk_pb.ROTATION_ACTION_REPLACE and rotation.close_position_id:
             close = OrderRequest(
@@ -524,19 +545,19 @@ class Executor:
                 position_id=rotation.close_position_id,
                 reason="ROTATED",
             )
-            closed = await self.place(close)
-            if closed is None:
-                self.counts["rotation_failed"] += 1
+            if await self.place(close) is None:
+                counts["rotation_failed"] += 1
                 log.warning(
-                    "paper: %s not opened: closing %s to make room failed", signal.signal_id, rotation.close_position_id
-                )
+                    "%s: %s not opened: closing %s to make room failed",
+                    label, signal.signal_id, rotation.close_position_id,
+                )  # fmt: skip
                 return
-            self.counts["rotations"] += 1
+            counts["rotations"] += 1
         filled = await self.place(self._open_order(signal, account, decision))
         if filled is not None:
-            self.counts["paper_replayed" if filled.replayed else "paper_opened"] += 1
+            counts[prefix + ("replayed" if filled.replayed else "opened")] += 1
         elif open_key(signal.signal_id, account) in self._duplicates:
-            self.counts["paper_replayed"] += 1
+            counts[prefix + "replayed"] += 1
 
     def _open_order(self, signal: SignalGenerated, account: str, decision: Any) -> OrderRequest:
         o = decision.order

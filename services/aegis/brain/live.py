@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -44,7 +43,6 @@ from aegis.brain.events import OrderFilled, OrderRequest, SignalGenerated
 from aegis.errors import AegisError, ExchangeError, OrderStatusUnknown, RateLimited
 from aegis.exchange.trading import BinanceApiError, BinanceTrading, Order, Outcome
 from aegis.v1 import common_pb2 as common_pb
-from aegis.v1 import risk_pb2 as risk_pb
 
 log = logging.getLogger("aegis.brain.live")
 
@@ -104,55 +102,12 @@ class LiveTrader:
     # ------------------------------------------------------------------ the decision (on the executor's worker)
 
     async def decide(self, executor: Any, signal: SignalGenerated, mark: tuple[float, int] | None) -> None:
-        """Ask risk about ``signal`` for the live account; rotate and enter through the bus when it approves."""
-        from aegis.brain.execution import open_key, rotate_key, signal_pb
-
-        account = self.account
-        request = executor._with_mark(
-            risk_pb.EvaluateSignalRequest(signal=signal_pb(signal), account=account, mode=common_pb.ACCOUNT_KIND_LIVE),
-            mark,
-        )
-        response = await executor._call("RiskService.EvaluateSignal", executor.risk.EvaluateSignal, request)
-        if isinstance(response, str):
-            self.counts["decisions_failed"] += 1
-            executor.counts["decisions_failed"] += 1
-            return
-        decision = response.decision
-        if not decision.approved or not decision.HasField("order"):
-            self.counts["refused"] += 1
-            for reason in decision.reasons:
-                self.refusals[reason.code] = self.refusals.get(reason.code, 0) + 1
-            log.info("live: %s refused by risk: %s", signal.signal_id, decision.message)
-            return
-        self.counts["approved"] += 1
-        rotation = decision.rotation
-        if rotation.action == risk_pb.ROTATION_ACTION_REPLACE and rotation.close_position_id:
-            close = OrderRequest(
-                client_order_id=rotate_key(signal.signal_id, account, rotation.close_position_id),
-                account=account,
-                symbol=rotation.close_symbol,
-                side="",
-                order_type="MARKET",
-                quantity=ZERO,
-                created_time_ns=time.time_ns(),
-                reduce_only=True,
-                exit=True,
-                signal_id=signal.signal_id,
-                decision_id=decision.decision_id,
-                position_id=rotation.close_position_id,
-                reason="ROTATED",
-            )
-            if await executor.place(close) is None:
-                self.counts["rotation_failed"] += 1
-                log.warning("live: %s not entered: closing %s to make room failed", signal.signal_id,
-                            rotation.close_position_id)  # fmt: skip
-                return
-            self.counts["rotations"] += 1
-        order = executor._open_order(signal, account, decision)
-        assert order.client_order_id == open_key(signal.signal_id, account)
-        filled = await executor.place(order)
-        if filled is not None:
-            self.counts["replayed" if filled.replayed else "opened"] += 1
+        """Ask risk about ``signal`` for the live account; rotate and enter through the bus when it approves (the
+        executor's trading leg, counted here)."""
+        await executor.trade(
+            signal, mark, account=self.account, mode=common_pb.ACCOUNT_KIND_LIVE, label="live",
+            counts=self.counts, refusals=self.refusals,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ orders (on the executor's order worker)
 
