@@ -278,6 +278,13 @@ class ProtectionsHistory:
 
 
 _HISTORY_SQL = """
+WITH open_orders AS (
+    -- resting orders: the live mirror's (exchange_orders, kept by the user data stream and reconciliation; normal
+    -- and algo orders alike) and any in the orders table
+    SELECT symbol FROM exchange_orders WHERE account_id = $1 AND is_open
+    UNION ALL
+    SELECT symbol FROM orders WHERE account_id = $1 AND status IN ('NEW', 'PARTIALLY_FILLED')
+)
 SELECT
     (SELECT peak_equity FROM accounts WHERE account_id = $1) AS peak_equity,
     (SELECT halted FROM accounts WHERE account_id = $1) AS halted,
@@ -289,11 +296,9 @@ SELECT
         SELECT symbol, max(closed_at) AS t FROM trades
         WHERE account_id = $1 AND close_reason = 'SL_HIT' AND closed_at > $3 GROUP BY symbol) sl) AS sl_times,
     (SELECT array_agg(symbol ORDER BY symbol) FROM (
-        SELECT symbol, count(*) AS n FROM orders
-        WHERE account_id = $1 AND status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY symbol) o) AS order_symbols,
+        SELECT symbol, count(*) AS n FROM open_orders GROUP BY symbol) o) AS order_symbols,
     (SELECT array_agg(n ORDER BY symbol) FROM (
-        SELECT symbol, count(*) AS n FROM orders
-        WHERE account_id = $1 AND status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY symbol) o) AS order_counts
+        SELECT symbol, count(*) AS n FROM open_orders GROUP BY symbol) o) AS order_counts
 """
 
 

@@ -184,6 +184,34 @@ async def test_evaluate_signal_is_the_engines_decision_translated(stub: Any, ris
     assert d == convert.decision_to_pb(expected)
 
 
+async def test_open_orders_of_the_live_mirror_count_toward_max_num_orders(stub: Any, risk: Any) -> None:
+    """Resting orders the user data stream mirrored into exchange_orders count per symbol (closed ones do not)."""
+    limit = risk.desk._snapshot.rules["BTCUSDT"].max_num_orders
+    assert limit > 3
+    rows = [(i, "BTCUSDT", True) for i in range(limit - 2)] + [(10_000 + i, "BTCUSDT", False) for i in range(5)]
+    rows += [(20_000, "ETHUSDT", True)]
+    async with risk.db.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO exchange_orders (account_id, client_id, algo, exchange_id, symbol, side, order_type, status, "
+            "is_open, source, update_time) VALUES ('paper', $1, $2, $3, $4, 'SELL', 'LIMIT', $5, $6, 'stream', $7)",
+            [
+                (f"c{i}", i % 2 == 0, i, symbol, "NEW" if is_open else "FILLED", is_open, NOW)
+                for i, symbol, is_open in rows
+            ],
+        )
+    try:
+        history = await ProtectionsStore(risk.db).history("paper", NOW, dt.timedelta(minutes=30))
+        assert history.open_orders == {"BTCUSDT": limit - 2, "ETHUSDT": 1}
+        # equity from virtual-account (no account_state in the request), so open orders come from PostgreSQL
+        d = (await stub.EvaluateSignal(evaluate_request(state=False))).decision
+        assert not d.approved and risk_pb.RISK_REASON_CODE_MAX_NUM_ORDERS in d.reason_codes
+    finally:
+        async with risk.db.connection() as conn:
+            await conn.execute("DELETE FROM exchange_orders WHERE account_id = 'paper'")
+    d = (await stub.EvaluateSignal(evaluate_request(state=False))).decision
+    assert risk_pb.RISK_REASON_CODE_MAX_NUM_ORDERS not in d.reason_codes
+
+
 async def test_a_refusal_is_an_ok_answer_with_codes_and_sentences(stub: Any) -> None:
     reply = await stub.EvaluateSignal(evaluate_request("SOLUSDT", entry_price="200", mark_price="200", sl_pct=0.0))
     d = reply.decision
