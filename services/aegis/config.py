@@ -1061,10 +1061,18 @@ def _parse(f: dataclasses.Field, raw: Any, where: str) -> Any:
         raise ConfigError(f"{where}={shown!r} {exc}") from None
 
 
-def describe() -> list[dict[str, str]]:
-    """Return one row per setting (variable, default, description) for docs and `aegis config`."""
+def service_settings() -> list[tuple[str, type]]:
+    """The settings one service reads besides :class:`Settings` (same ``setting(...)`` declarations): (service, class)."""
+    from aegis.brain.settings import BrainSettings  # late: those modules import this one
+    from aegis.virtual_account.settings import AccountSettings
+
+    return [("brain", BrainSettings), ("virtual-account", AccountSettings)]
+
+
+def describe(cls: type | None = None) -> list[dict[str, str]]:
+    """Return one row per setting (variable, default, description) of ``cls`` (default :class:`Settings`)."""
     rows = []
-    for name, f in _walk(Settings):
+    for name, f in _walk(Settings if cls is None else cls):
         default = f.default
         if isinstance(default, tuple):
             default = ",".join(str(item) for item in default)
@@ -1080,4 +1088,8 @@ def markdown_table() -> str:
     for row in describe():
         default = f"`{row['default']}`" if row["default"] else "(empty)"
         lines.append(f"| `{row['variable']}` | {default} | {row['doc']} |")
+    for service, cls in service_settings():
+        for row in describe(cls):
+            default = f"`{row['default']}`" if row["default"] else "(empty)"
+            lines.append(f"| `{row['variable']}` | {default} | ({service} only) {row['doc']} |")
     return "\n".join(lines)
