@@ -51,13 +51,20 @@ _TI_MARK_MS = 7
 _TOUCH_TRADE = 1
 
 
+_KERNELS: Any = None
+
+
 def _kernels() -> Any:
+    global _KERNELS
+    if _KERNELS is not None:
+        return _KERNELS
     from aegis.brain import kernels as k
 
     assert (k.NV, k.NM, k.NC, k.ND, k.NO, k.NTF_TICK, k.NTI) == (_NV, _NM, _NC, _ND, _NO, _NTF_TICK, _NTI)
     assert (k.C_CONFLATED, k.T_FUNDING, k.TI_NEXT_FUNDING, k.TI_MARK_MS, k.TOUCH_TRADE) == (
         _C_CONFLATED, _T_FUNDING, _TI_NEXT_FUNDING, _TI_MARK_MS, _TOUCH_TRADE
     )  # fmt: skip
+    _KERNELS = k
     return k
 
 
@@ -76,6 +83,8 @@ def warm_up() -> None:
     batch[2] = np.frombuffer(rec.pack_trade(0, 130_000, 0, 1.0, 1.0, 2, 2, 2, 130_000, False), rec.MARKET_RECORD)[0]
     book.process(batch, np.zeros(3, dtype=np.int64))
     book.take_ticks()
+    raw = batch.view(np.uint8).reshape(3, batch.dtype.itemsize)
+    _kernels().map_symbols(raw, np.zeros(1, dtype=np.int64), np.zeros(3, dtype=np.int64))
     book.close_due(10**12, 0)
     book.rebuild("WARMUP")
 
@@ -111,6 +120,9 @@ class CandleBook:
         self.diffs = np.zeros((ntf, _ND), dtype=np.int64)
         self._out_i = np.zeros((4096, _NO), dtype=np.int64)
         self._out_f = np.zeros((4096, _NV), dtype=np.float64)
+        self._tick_s = np.zeros(0, dtype=np.int64)  # take_ticks' output: symbol, float and int rows
+        self._tick_of = np.zeros((0, _NTF_TICK), dtype=np.float64)
+        self._tick_oi = np.zeros((0, _NTI), dtype=np.int64)
         self._capacity = 0
         self._allocate(max(1, symbol_capacity))
 
@@ -161,21 +173,32 @@ class CandleBook:
 
     # -- the hot path ----------------------------------------------------------------------------------------
 
-    def process(self, batch: np.ndarray, symbol_index: np.ndarray) -> list[CandleClosed]:
+    def process(
+        self,
+        batch: np.ndarray,
+        symbol_index: np.ndarray,
+        views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> list[CandleClosed]:
         """Apply a batch of ``MARKET_RECORD`` s (``symbol_index``: the book's index of each record's symbol).
 
         Return the candles the batch closed or corrected, in the order it did so. Each event's ``recv_time_ns`` is
         the feed's receive time of the record whose arrival closed it (0 for a replayed record: the recording's
-        receive time is not a latency), the start of the tick-to-signal latency.
+        receive time is not a latency), the start of the tick-to-signal latency. ``views``: the batch already seen
+        as bytes and as float64 / int64 words (the consumer keeps them for its buffer), else they are made here.
         """
         k = _kernels()
         count = batch.shape[0]
         if count == 0:
             return []
-        raw = batch.view(np.uint8).reshape(count, batch.dtype.itemsize)
-        fw = batch.view(np.float64).reshape(count, batch.dtype.itemsize // 8)
-        iw = batch.view(np.int64).reshape(count, batch.dtype.itemsize // 8)
-        sym = np.ascontiguousarray(symbol_index, dtype=np.int64)
+        if views is None:
+            raw = batch.view(np.uint8).reshape(count, batch.dtype.itemsize)
+            fw = batch.view(np.float64).reshape(count, batch.dtype.itemsize // 8)
+            iw = batch.view(np.int64).reshape(count, batch.dtype.itemsize // 8)
+        else:
+            raw, fw, iw = views
+        sym = symbol_index
+        if sym.dtype != np.int64 or not sym.flags.c_contiguous:
+            sym = np.ascontiguousarray(symbol_index, dtype=np.int64)
         out: list[CandleClosed] = []
         start = 0
         while start < count:
@@ -229,20 +252,17 @@ class CandleBook:
 
     def take_ticks(self) -> list[TickUpdate]:
         """Return one tick update per symbol touched since the last call (in-batch conflation happened here)."""
-        touched = np.flatnonzero(self.tick_i[: len(self.symbols), _TI_TOUCHED])
-        if touched.size == 0:
+        k = _kernels()
+        nsym = len(self.symbols)
+        if self._tick_s.shape[0] < nsym:
+            self._tick_s = np.zeros(self._capacity, dtype=np.int64)
+            self._tick_of = np.zeros((self._capacity, _NTF_TICK), dtype=np.float64)
+            self._tick_oi = np.zeros((self._capacity, _NTI), dtype=np.int64)
+        # one kernel call collects the touched symbols' rows and clears their touched bits (a symbol without a trade
+        # since the last take gets no trade range, volume or count); the loop below only builds the events
+        rows = k.take_ticks(self.tick_f, self.tick_i, nsym, self._tick_s, self._tick_of, self._tick_oi)
+        if rows == 0:
             return []
-        tick_f = self.tick_f[touched]
-        tick_i = self.tick_i[touched]
-        self.tick_i[touched, _TI_TOUCHED] = 0
-        # symbols without a trade since the last take: no trade range, volume or count (done on the arrays, so the
-        # loop below only builds the events)
-        idle = (tick_i[:, _TI_TOUCHED] & _TOUCH_TRADE) == 0
-        if idle.any():
-            tick_f[idle, _T_HI] = math.nan
-            tick_f[idle, _T_LO] = math.nan
-            tick_f[idle, _T_QTY] = 0.0
-            tick_i[idle, _TI_TRADES] = 0
         symbols = self.symbols
         return [
             TickUpdate(
@@ -264,7 +284,9 @@ class CandleBook:
                 next_funding_time_ms=i[_TI_NEXT_FUNDING],
                 mark_time_ms=i[_TI_MARK_MS],
             )
-            for s, f, i in zip(touched.tolist(), tick_f.tolist(), tick_i.tolist(), strict=True)
+            for s, f, i in zip(
+                self._tick_s[:rows].tolist(), self._tick_of[:rows].tolist(), self._tick_oi[:rows].tolist(), strict=True
+            )
         ]
 
     # -- history ---------------------------------------------------------------------------------------------

@@ -50,6 +50,13 @@ The ring's receive time has been CLOCK_MONOTONIC and is becoming Unix ns (wall c
 keeps the lag right with either feed.
 """
 
+_B_FLAGS, _W_EVENT_MS, _W_RECV_NS = 9, 2, 3
+"""Byte offset of ``flags``, word offsets of ``event_time_ms`` and ``recv_time_ns`` in a MARKET_RECORD (checked
+against the layout when the module loads)."""
+assert rec.MARKET_RECORD.fields["flags"][1] == _B_FLAGS
+assert rec.MARKET_RECORD.fields["event_time_ms"][1] == 8 * _W_EVENT_MS
+assert rec.MARKET_RECORD.fields["recv_time_ns"][1] == 8 * _W_RECV_NS
+
 REST_BACKFILL_FLAG: int = getattr(rec, "FLAG_REST", 0)
 """Record flag the feed sets on klines it backfilled over REST (0 with a record layout that has none)."""
 
@@ -113,6 +120,12 @@ class RingConsumer:
         self.writer = writer
         self._clock = clock or SystemClock()
         self._buffer = np.zeros(batch_records, dtype=rec.MARKET_RECORD)
+        words = self._buffer.dtype.itemsize // 8
+        # the buffer as bytes and as 64-bit words (what the kernels read), made once: a batch is a prefix of them
+        self._raw = self._buffer.view(np.uint8).reshape(batch_records, self._buffer.dtype.itemsize)
+        self._fw = self._buffer.view(np.float64).reshape(batch_records, words)
+        self._iw = self._buffer.view(np.int64).reshape(batch_records, words)
+        self._sym = np.zeros(batch_records, dtype=np.int64)  # the book's index of each record's symbol
         self._idle_sleep_s = idle_sleep_s
         self._attach_interval_s = attach_interval_s
         self._quiet_close_ms = int(quiet_close_s * 1000)
@@ -217,19 +230,26 @@ class RingConsumer:
             self.book.mark_gap()  # the records we lost may belong to the candles forming now
         if count == 0:
             return 0
+        k = self._kernels if self._kernels is not None else self._load_kernels()
         batch = self._buffer[:count]
-        if int(batch["symbol_id"].max()) >= len(self._ring_ids):
+        raw = self._raw[:count]
+        sym: np.ndarray | None = self._sym[:count]
+        if k.map_symbols(raw, self._ring_ids, sym):
             self._refresh_symbols()
+            if k.map_symbols(raw, self._ring_ids, sym):
+                sym = None  # an id beyond the ring's table: the firewall refuses it (or the slow path raises)
+        views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (raw, self._fw[:count], self._iw[:count])
         if self._filter is not None:
             now_ms = self._clock.time_ns() // 1_000_000
-            if not self._plausible(batch, now_ms):
+            if not self._plausible(views, now_ms):
                 ok, _ = self._filter.check(batch, now_ms)
                 if not ok.all():
                     self.records_rejected += int(count - ok.sum())
                     batch = batch[ok]
+                    sym, views = None, None
         if batch.shape[0]:
             if self._record_time is None:
-                self._process(batch)
+                self._process(batch, sym, views)
             else:
                 self._process_in_windows(batch)
         self.records_processed += count
@@ -255,28 +275,29 @@ class RingConsumer:
         self._ticks_published_ns = now_ns
         return True
 
-    def _plausible(self, batch: np.ndarray, now_ms: int) -> bool:
-        """True when the feed's firewall would accept every record of ``batch`` (checked in one numba pass).
+    def _load_kernels(self) -> Any:
+        from aegis.brain import kernels
 
-        Only for the feed's ``RecordChecker`` (whose checks :func:`aegis.brain.kernels.first_implausible` repeats);
-        any other filter, and any batch with a refused record, goes through ``check`` itself, which names and
-        counts the reasons.
+        self._kernels = kernels
+        if self._precheck:
+            from aegis.feed.firewall import MIN_EXCHANGE_TIME_MS
+
+            self._min_time_ms = MIN_EXCHANGE_TIME_MS
+        return kernels
+
+    def _plausible(self, views: tuple[np.ndarray, np.ndarray, np.ndarray], now_ms: int) -> bool:
+        """True when the feed's firewall would accept every record of the batch (checked in one numba pass).
+
+        ``views``: the batch as bytes and as float64 / int64 words. Only for the feed's ``RecordChecker`` (whose
+        checks :func:`aegis.brain.kernels.first_implausible` repeats); any other filter, and any batch with a
+        refused record, goes through ``check`` itself, which names and counts the reasons.
         """
         if not self._precheck:
             return False
-        k = self._kernels
-        if k is None:
-            from aegis.brain import kernels as k
-            from aegis.feed.firewall import MIN_EXCHANGE_TIME_MS
-
-            self._kernels, self._min_time_ms = k, MIN_EXCHANGE_TIME_MS
-        count = batch.shape[0]
         checker: Any = self._filter
         symbol_count = checker.symbol_count
-        first = k.first_implausible(
-            batch.view(np.uint8).reshape(count, batch.dtype.itemsize),
-            batch.view(np.float64).reshape(count, batch.dtype.itemsize // 8),
-            batch.view(np.int64).reshape(count, batch.dtype.itemsize // 8),
+        first = self._kernels.first_implausible(
+            *views,
             -1 if symbol_count is None else symbol_count,
             self._min_time_ms,
             now_ms + checker.max_future_skew_ms,
@@ -294,12 +315,22 @@ class RingConsumer:
         if start < batch.shape[0]:
             self._process(batch[start:])
 
-    def _process(self, batch: np.ndarray) -> None:
-        symbol_index = self._ring_ids[batch["symbol_id"]]
-        closed = self.book.process(batch, symbol_index)  # each event carries the closing record's recv_time_ns
+    def _process(
+        self,
+        batch: np.ndarray,
+        symbol_index: np.ndarray | None = None,
+        views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Run ``batch`` through the book; ``symbol_index`` and ``views`` (the batch as bytes and words) when the
+        caller has them already (the whole buffer's prefix), else they are made here."""
+        if symbol_index is None:
+            symbol_index = self._ring_ids[batch["symbol_id"]]
+        # each event carries the closing record's recv_time_ns
+        closed = self.book.process(batch, symbol_index, views)
+        publish, submit = self.bus.publish, self.writer.submit
         for event in closed:
-            self.bus.publish(event)
-            self.writer.submit(event.candle)
+            publish(event)
+            submit(event.candle)
         if self._record_time is not None:
             # every slice: its trades belong to one window. They go to the sequencer, not the bus: in record time the
             # sequencer is the only reader of ticks (no PricePusher runs), and one bus event per slice would cost
@@ -307,14 +338,21 @@ class RingConsumer:
             self._record_time.on_ticks(self.book.take_ticks())
         elif self._ticks_due():
             for tick in self.book.take_ticks():
-                self.bus.publish(tick)
-        last = batch[-1]
-        self._last_replay = bool(int(last["flags"]) & rec.FLAG_REPLAY)
-        self.last_event_time_ms = int(last["event_time_ms"])
+                publish(tick)
+        if views is not None:
+            last = batch.shape[0] - 1
+            flags = int(views[0][last, _B_FLAGS])
+            self.last_event_time_ms = int(views[2][last, _W_EVENT_MS])
+            recv_ns = int(views[2][last, _W_RECV_NS])
+        else:
+            record = batch[-1]
+            flags = int(record["flags"])
+            self.last_event_time_ms = int(record["event_time_ms"])
+            recv_ns = int(record["recv_time_ns"])
+        self._last_replay = bool(flags & rec.FLAG_REPLAY)
         if self._last_replay:
             self.last_lag_ns = None
         else:
-            recv_ns = int(last["recv_time_ns"])
             now_ns = self._clock.time_ns() if recv_ns > WALL_CLOCK_NS else self._clock.monotonic_ns()
             self.last_lag_ns = max(0, now_ns - recv_ns)
 

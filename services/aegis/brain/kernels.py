@@ -678,3 +678,49 @@ def first_implausible(raw, fw, iw, symbol_count, min_time_ms, max_time_ms):
             if not (_nonneg(f2) and _nonneg(f3) and _nonneg(f4)):
                 return i
     return -1
+
+
+@njit(cache=True)
+def take_ticks(tick_f, tick_i, nsym, out_s, out_f, out_i):
+    """Collect the pending tick update of every touched symbol below ``nsym`` and clear its touched bits.
+
+    Row ``r`` of ``out_f``/``out_i`` gets the symbol ``out_s[r]``'s prices and counters; a symbol without a trade
+    since its last update gets no trade range (NaN high/low), volume or count. Return the rows written (one pass,
+    no temporaries: what the NumPy form did with a dozen array operations per call).
+    """
+    rows = 0
+    for s in range(nsym):
+        touched = tick_i[s, TI_TOUCHED]
+        if touched == 0:
+            continue
+        out_s[rows] = s
+        for f in range(NTF_TICK):
+            out_f[rows, f] = tick_f[s, f]
+        for f in range(NTI):
+            out_i[rows, f] = tick_i[s, f]
+        if (touched & TOUCH_TRADE) == 0:
+            out_f[rows, T_HI] = np.nan
+            out_f[rows, T_LO] = np.nan
+            out_f[rows, T_QTY] = 0.0
+            out_i[rows, TI_TRADES] = 0
+        tick_i[s, TI_TOUCHED] = 0
+        rows += 1
+    return rows
+
+
+@njit(cache=True)
+def map_symbols(raw, ring_ids, out):
+    """Write the book's index of each record's ring symbol id into ``out``; return how many ids ``ring_ids`` lacks.
+
+    A record whose id is beyond the table gets -1 (the caller refreshes the table, or takes the slow path).
+    """
+    missing = 0
+    n_ids = ring_ids.shape[0]
+    for i in range(raw.shape[0]):
+        sid = np.int64(raw[i, B_SYMBOL]) | (np.int64(raw[i, B_SYMBOL + 1]) << 8)
+        if sid >= n_ids:
+            out[i] = -1
+            missing += 1
+        else:
+            out[i] = ring_ids[sid]
+    return missing
