@@ -266,7 +266,22 @@ class Firewall:
         self.counts[reason] += 1
         self._maybe_warn(reason, symbol, detail)
 
-    def _count_new(self, reason: str, symbol: object, detail: str) -> None:
+    def reject_many(self, reason: str, symbol: str, n: int) -> None:
+        """Count ``n`` rejected events of one reason and symbol at once (the batch path); warn as :meth:`reject`
+        would for the first of them."""
+        if n <= 0:
+            return
+        key = (symbol, reason)
+        by_symbol = self.counts_by_symbol
+        count = by_symbol.get(key) if type(symbol) is str else None
+        if count is None:
+            self._count_new(reason, symbol, "", n)
+            return
+        by_symbol[key] = count + n
+        self.counts[reason] += n
+        self._maybe_warn(reason, symbol, "")
+
+    def _count_new(self, reason: str, symbol: object, detail: str, n: int = 1) -> None:
         """``reject`` for a (symbol, reason) not seen yet: validate both before they become keys."""
         if reason not in self.counts:  # a caller's typo must not grow the reason set
             detail = f"unlisted reason {reason!r}; {detail}"
@@ -279,8 +294,8 @@ class Firewall:
         by_symbol = self.counts_by_symbol
         if key not in by_symbol and len(by_symbol) >= self._max_symbol_keys:
             key = (_OTHER_SYMBOL, reason)  # junk symbols must not grow memory without bound
-        by_symbol[key] = by_symbol.get(key, 0) + 1
-        self.counts[reason] += 1
+        by_symbol[key] = by_symbol.get(key, 0) + n
+        self.counts[reason] += n
         self._maybe_warn(reason, symbol, detail)
 
     @property

@@ -14,10 +14,11 @@ exactly one firewall reason, so ``published + rejected == events_in`` always hol
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
+import numpy as np
 
 from aegis.core.records import (
     BOOK_TICKER,
@@ -150,6 +151,9 @@ class FramePipeline:
         self._last_recv: dict[str, int] = {}
         self._handlers = self._make_handlers()
         self.process = self._make_process()  # type: ignore[method-assign]  # the same steps, over closure locals
+        self._fast: Any = None  # the batch path (aegis.feed.fast.FastPath), built on first use
+        if replay and self._batch_capable():
+            self._fast_path()  # a replay batches: load (or compile) its kernels now, before any timed region
 
     @property
     def symbol_ids(self) -> dict[str, int]:
@@ -193,6 +197,94 @@ class FramePipeline:
             return handlers[type(event)](event, recv_time_ns, wall_ns() // 1_000_000)  # type: ignore[no-any-return]
 
         return process_live
+
+    # -- batches -----------------------------------------------------------------------------------------------
+
+    def process_lines(self, data: bytes | bytearray | memoryview, prev_recv_ns: int = 0) -> int:
+        """Process the hftbacktest ``<local_ns> <json>`` lines in ``data`` (whole lines; the last may lack its
+        newline) as ``read_hftbacktest`` + :meth:`process` would, frame by frame; return the last receive time.
+
+        Lines are split as ``read_hftbacktest`` splits them (empty lines skipped; a line without a numeric stamp
+        is a frame received at the previous line's time, ``prev_recv_ns`` before the first).
+        """
+        buf = _readonly_bytes(data)
+        if self._batch_capable() and 0 <= prev_recv_ns < 1 << 63:
+            from aegis.feed.fast import split_lines
+
+            newlines = np.flatnonzero(buf == 10)
+            starts = np.empty(newlines.shape[0] + 1, np.int64)
+            ends = np.empty_like(starts)
+            recv = np.empty_like(starts)
+            n, last = split_lines(buf, newlines, prev_recv_ns, starts, ends, recv)
+            if n >= 0:
+                self._fast_path().run(buf, starts[:n], ends[:n], recv[:n])
+                return int(last)
+        # a stamp beyond int64 (or a sink without write_batch): the reader's own splitting, frame by frame
+        process = self.process
+        recv_ns = prev_recv_ns
+        for raw in bytes(data).split(b"\n"):
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                continue
+            stamp, _, frame = line.partition(b" ")
+            if frame and stamp.isdigit():
+                recv_ns = int(stamp, 10)
+                process(frame, recv_ns)
+            else:
+                process(line, recv_ns)
+        return recv_ns
+
+    def process_many(self, frames: Sequence[bytes], recv_times: Sequence[int]) -> None:
+        """Process ``frames[i]`` received at ``recv_times[i]``, in order: the same records, counters and state
+        as calling :meth:`process` on each, with the high-rate kinds decided by the compiled batch path."""
+        if len(frames) != len(recv_times):
+            raise ValueError(f"{len(frames)} frames but {len(recv_times)} receive times")
+        if self._batch_capable():
+            try:
+                if not all(type(t) is int for t in recv_times):
+                    raise TypeError("receive times must be ints")
+                recv = np.array(recv_times, dtype=np.int64)
+                lengths = np.fromiter(map(len, frames), np.int64, len(frames))
+                buf = _readonly_bytes(b"".join(frames))
+            except (TypeError, ValueError, OverflowError):
+                pass  # not all bytes, or a time beyond int64: frame by frame, as process() takes them
+            else:
+                ends = np.cumsum(lengths)
+                self._fast_path().run(buf, ends - lengths, ends, recv)
+                return
+        process = self.process
+        for frame, recv_ns in zip(frames, recv_times, strict=True):
+            process(frame, recv_ns)
+
+    def _batch_capable(self) -> bool:
+        """The batch path needs a sink with ``write_batch`` and the firewall following exactly our symbols."""
+        if self._fast is not None:
+            return True
+        if getattr(self._writer, "write_batch", None) is None:
+            return False
+        return all(set(self.firewall.ordering_state(s)) == set(self._ids) for s in ("aggTrade", "trade", "bookTicker"))
+
+    def _fast_path(self) -> Any:
+        if self._fast is None:
+            from aegis.feed.fast import FastPath, warm_up
+
+            warm_up()
+
+            def count_frames(n: int) -> None:
+                self.frames_in += n
+
+            self._fast = FastPath(
+                self.firewall,
+                self._ids,
+                flags=self._flags,
+                wall=self._recv_is_wall,
+                wall_ns=self._clock.time_ns,
+                writer=self._writer,
+                process_one=self.process,
+                last_recv=self._last_recv,
+                count_frames=count_frames,
+            )
+        return self._fast
 
     @property
     def published(self) -> int:
@@ -430,3 +522,12 @@ class FramePipeline:
             list: on_array,
         }
         return handlers
+
+
+def _readonly_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
+    """``data`` as a read-only uint8 array without a copy (one array type, so one compiled kernel)."""
+    buf = np.frombuffer(data, np.uint8)
+    if buf.flags.writeable:
+        buf = buf.view()
+        buf.flags.writeable = False
+    return buf
