@@ -18,7 +18,9 @@ gathers concurrent single requests into such lists.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -386,6 +388,8 @@ class _Account:
     win_count: int
     ledger: list[LedgerEntry] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    written: int = 0
+    """How many of ``ledger`` are already sent to PostgreSQL (with a chunk of positions or closes)."""
 
     def post(
         self,
@@ -428,7 +432,29 @@ SELECT account_id, kind, wallet_balance, realised_pnl, fees, funding, revision, 
 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
 """
 
-_WRITE_ACCOUNTS = """
+# The statements that write one row per operation take each column as one array literal (text, ``$1::text::uuid[]``),
+# built by :func:`_array` and friends: asyncpg's binary encoder spends ~1.5 µs per Decimal (``as_tuple``) and an ABC
+# check per element of any list, while ``str(Decimal)`` is exact and PostgreSQL parses the literal faster
+# (``aegis bench account``, docs/accounts.md "Performance"). Never inside a per-row condition:
+# ``x = ANY($1::text::uuid[])`` parses the literal again for every row; arrays compared with ``= ANY`` stay binary.
+#
+# Ledger rows never travel alone: they ride with the statement that writes what caused them (a chunk of new
+# positions, a chunk of closes, the accounts), as a data-modifying CTE (run once, to completion, whether read or not).
+
+
+def _ledger_cte(first: int) -> str:
+    """``ledger_rows AS (INSERT INTO balance_ledger ...)`` taking its 8 arrays as ``$first`` .. ``$first+7``."""
+    n = [f"${first + i}" for i in range(8)]
+    return f"""ledger_rows AS (
+    INSERT INTO balance_ledger (account_id, kind, amount, balance_after, position_id, reference, created_at, fee)
+    SELECT * FROM unnest({n[0]}::text::text[], {n[1]}::text::text[], {n[2]}::text::numeric[], {n[3]}::text::numeric[],
+                         {n[4]}::text::uuid[], {n[5]}::text::text[], {n[6]}::text::timestamptz[],
+                         {n[7]}::text::numeric[])
+)"""
+
+
+_WRITE_ACCOUNTS = f"""
+WITH {_ledger_cte(9)}
 UPDATE accounts a SET wallet_balance = u.wallet, realised_pnl = u.realised, fees = u.fees, funding = u.funding,
     revision = u.revision, trade_count = u.trades, win_count = u.wins, updated_at = now()
 FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::bigint[], $7::bigint[],
@@ -436,18 +462,8 @@ FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric
 WHERE a.account_id = u.account_id
 """
 
-# The statements that write one row per operation take each column as one array literal (text, ``$1::text::uuid[]``),
-# built by :func:`_array` and friends: asyncpg's binary encoder spends ~1.5 µs per Decimal (``as_tuple``) and an ABC
-# check per element of any list, while ``str(Decimal)`` is exact and PostgreSQL parses the literal faster
-# (``aegis bench account``, docs/accounts.md "Performance"). Never inside a per-row condition:
-# ``x = ANY($1::text::uuid[])`` parses the literal again for every row; arrays compared with ``= ANY`` stay binary.
-_WRITE_LEDGER = """
-INSERT INTO balance_ledger (account_id, kind, amount, balance_after, position_id, reference, created_at, fee)
-SELECT * FROM unnest($1::text::text[], $2::text::text[], $3::text::numeric[], $4::text::numeric[], $5::text::uuid[],
-                     $6::text::text[], $7::text::timestamptz[], $8::text::numeric[])
-"""
-
-_INSERT_POSITIONS = """
+_INSERT_POSITIONS = f"""
+WITH {_ledger_cte(27)}
 INSERT INTO positions (position_id, account_id, idempotency_key, symbol, side, status, quantity, entry_price, leverage,
     margin, sl_price, tp_price, liquidation_price, working_type, signal_id, confidence, entry_fee, funding, opened_at,
     request_hash, margin_type, maint_margin_ratio, maint_cum, funding_from, model_version, predicted_return_pct,
@@ -468,7 +484,7 @@ FROM unnest($1::text::uuid[], $2::text::text[], $3::text::text[], $4::text::text
 """
 
 # One statement closes the positions and inserts their trades from the updated rows (no second pass over positions).
-_CLOSE_POSITIONS = """
+_CLOSE_POSITIONS = f"""
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::text::timestamptz[], $3::text::numeric[], $4::text::text[],
                          $5::text::numeric[], $6::text::numeric[], $7::text::numeric[], $8::text::numeric[],
@@ -476,7 +492,7 @@ WITH u AS (
                          $13::text::numeric[], $14::text::numeric[], $15::text::int[])
         AS u(position_id, closed_at, exit_price, reason, exit_fee, gross, net, funding, ckey, chash, trade_id, fees,
              roi_m, roi_p, reward)
-), closed AS (
+), {_ledger_cte(16)}, closed AS (
     UPDATE positions p SET status = 'CLOSED', closed_at = u.closed_at, exit_price = u.exit_price,
         close_reason = u.reason, exit_fee = u.exit_fee, gross_pnl = u.gross, realised_pnl = u.net, funding = u.funding,
         close_idempotency_key = u.ckey, close_request_hash = u.chash, revision = p.revision + 1, updated_at = now()
@@ -540,6 +556,52 @@ SELECT count(*) AS revalued,
        coalesce(array_agg(DISTINCT account_id) FILTER (WHERE hit), '{}') AS accounts
 FROM m
 """
+
+
+_CHUNK = 250
+"""Rows per write statement of a batch: PostgreSQL writes one chunk while Python builds the next (_Pipeline)."""
+
+
+class _Pipeline:
+    """One write statement in flight on the transaction's connection while Python builds the next one.
+
+    asyncpg runs one statement at a time per connection; :meth:`send` waits for the previous statement, starts the
+    next one and returns once its message is on the socket (one pass of the event loop: the Bind and Execute are
+    written before the protocol waits), so PostgreSQL executes it while the caller computes. A statement's error
+    surfaces at the next :meth:`send` or :meth:`drain`, inside the transaction, which then rolls back as usual.
+    Any other use of the connection must :meth:`drain` first.
+    """
+
+    __slots__ = ("_conn", "_expect", "_pending")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._pending: asyncio.Future[str] | None = None
+        self._expect: int | None = None
+
+    async def send(self, query: str, *args: Any, expect: int | None = None) -> None:
+        """Start ``query``; ``expect``: the row count its status must report (else the transaction fails)."""
+        await self.drain()
+        self._pending = asyncio.ensure_future(self._conn.execute(query, *args))
+        self._expect = expect
+        await asyncio.sleep(0)
+
+    async def drain(self) -> None:
+        """Wait for the statement in flight, if any; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        status = await pending
+        if self._expect is not None and int(status.split()[-1]) != self._expect:
+            # every row is locked by us: anything else is a bug, not a race
+            raise AegisError(f"wrote {status.split()[-1]} of {self._expect} rows: rolled back")
+
+    async def settle(self) -> None:
+        """After an error elsewhere: let the statement in flight finish so the transaction can roll back."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await pending
 
 
 @dataclass(slots=True)
@@ -664,34 +726,23 @@ class AccountBook:
             for r in rows
         }  # fmt: skip
 
-    async def _write_accounts(self, conn: asyncpg.Connection, accounts: Iterable[_Account]) -> None:
+    async def _write_accounts(self, pipe: _Pipeline, accounts: Iterable[_Account]) -> None:
+        """Write the changed accounts and their ledger entries not sent yet; wait for it (and anything in flight)."""
         changed = [a for a in accounts if a.events]
-        if not changed:
-            return
-        await conn.execute(
-            _WRITE_ACCOUNTS,
-            [a.account_id for a in changed],
-            [a.wallet for a in changed],
-            [a.realised for a in changed],
-            [a.fees for a in changed],
-            [a.funding for a in changed],
-            [a.revision for a in changed],
-            [a.trade_count for a in changed],
-            [a.win_count for a in changed],
-        )
-        entries = [e for a in changed for e in a.ledger]
-        if entries:
-            await conn.execute(
-                _WRITE_LEDGER,
-                _text_array([e.account_id for e in entries]),
-                _text_array([e.kind for e in entries]),
-                _array([e.amount for e in entries]),
-                _array([e.balance_after for e in entries]),
-                _array([e.position_id for e in entries]),
-                _text_array([e.reference for e in entries]),
-                _time_array([e.created_at for e in entries]),
-                _array([e.fee for e in entries]),
+        if changed:
+            await pipe.send(
+                _WRITE_ACCOUNTS,
+                [a.account_id for a in changed],
+                [a.wallet for a in changed],
+                [a.realised for a in changed],
+                [a.fees for a in changed],
+                [a.funding for a in changed],
+                [a.revision for a in changed],
+                [a.trade_count for a in changed],
+                [a.win_count for a in changed],
+                *_ledger_arrays(changed),
             )
+        await pipe.drain()
 
     async def _brackets_of(
         self, conn: asyncpg.Connection, symbols: Iterable[str]
@@ -796,53 +847,61 @@ class AccountBook:
             schema_versions: list[int | None] = []
             decision_ids: list[str] = []
             now = self.now()
-            for i in valid:
-                r = requests[i]
-                key = (r.account, r.idempotency_key)
-                digest = r.fingerprint()
-                seen = existing.get(key)
-                if seen is not None:
-                    if (seen.request_hash or digest) != digest:
-                        results[i] = AlreadyExistsError(
-                            f"idempotency_key {r.idempotency_key!r} was used for a different position "
-                            f"({seen.position_id}) of account {r.account!r}"
-                        )
-                    else:
-                        results[i] = OpenOutcome(seen, replayed=True)
-                    continue
-                if key in hashes:  # the same key twice in this batch: settled after the batch
-                    continue
-                try:
-                    position = self._new_position(r, digest, accounts[r.account], prices.get(r.symbol),
-                                                  brackets[r.symbol], usage, now)  # fmt: skip
-                except AegisError as exc:
-                    results[i] = exc
-                    continue
-                hashes[key] = digest
-                existing[key] = position
-                new.append(position)
-                features.append(None if r.features is None else _float_array(r.features))
-                schema_versions.append(r.feature_schema_version)
-                decision_ids.append(r.decision_id)
-                account = accounts[r.account]
-                if position.entry_fee:
-                    account.post("fee", -position.entry_fee, position.position_id, "entry fee", now)
-                account.event("POSITION_OPENED", now, r.symbol, position)
-                results[i] = OpenOutcome(position)
-            for i in valid:  # duplicates inside the batch: the first one's result, replayed
-                if results[i] is None:
+            sent = 0
+            pipe = _Pipeline(conn)
+            try:
+                for i in valid:
                     r = requests[i]
-                    first = existing[(r.account, r.idempotency_key)]
-                    if first.request_hash != r.fingerprint():
-                        results[i] = AlreadyExistsError(
-                            f"idempotency_key {r.idempotency_key!r} was used for a different position "
-                            f"({first.position_id}) of account {r.account!r}"
-                        )
-                    else:
-                        results[i] = OpenOutcome(first, replayed=True)
-            if new:
-                await self._insert_positions(conn, new, features, schema_versions, decision_ids)
-            await self._write_accounts(conn, accounts.values())
+                    key = (r.account, r.idempotency_key)
+                    digest = r.fingerprint()
+                    seen = existing.get(key)
+                    if seen is not None:
+                        if (seen.request_hash or digest) != digest:
+                            results[i] = AlreadyExistsError(
+                                f"idempotency_key {r.idempotency_key!r} was used for a different position "
+                                f"({seen.position_id}) of account {r.account!r}"
+                            )
+                        else:
+                            results[i] = OpenOutcome(seen, replayed=True)
+                        continue
+                    if key in hashes:  # the same key twice in this batch: settled after the batch
+                        continue
+                    try:
+                        position = self._new_position(r, digest, accounts[r.account], prices.get(r.symbol),
+                                                      brackets[r.symbol], usage, now)  # fmt: skip
+                    except AegisError as exc:
+                        results[i] = exc
+                        continue
+                    hashes[key] = digest
+                    existing[key] = position
+                    new.append(position)
+                    features.append(None if r.features is None else _float_array(r.features))
+                    schema_versions.append(r.feature_schema_version)
+                    decision_ids.append(r.decision_id)
+                    account = accounts[r.account]
+                    if position.entry_fee:
+                        account.post("fee", -position.entry_fee, position.position_id, "entry fee", now)
+                    account.event("POSITION_OPENED", now, r.symbol, position)
+                    results[i] = OpenOutcome(position)
+                    if len(new) - sent >= _CHUNK:  # PostgreSQL writes this chunk while the loop builds the next
+                        await self._insert_positions(pipe, new, features, schema_versions, decision_ids, sent, accounts)
+                        sent = len(new)
+                for i in valid:  # duplicates inside the batch: the first one's result, replayed
+                    if results[i] is None:
+                        r = requests[i]
+                        first = existing[(r.account, r.idempotency_key)]
+                        if first.request_hash != r.fingerprint():
+                            results[i] = AlreadyExistsError(
+                                f"idempotency_key {r.idempotency_key!r} was used for a different position "
+                                f"({first.position_id}) of account {r.account!r}"
+                            )
+                        else:
+                            results[i] = OpenOutcome(first, replayed=True)
+                if len(new) > sent:
+                    await self._insert_positions(pipe, new, features, schema_versions, decision_ids, sent, accounts)
+                await self._write_accounts(pipe, accounts.values())
+            finally:
+                await pipe.settle()
             return accounts
 
         accounts = await self._transaction(work)
@@ -927,40 +986,46 @@ class AccountBook:
 
     async def _insert_positions(
         self,
-        conn: asyncpg.Connection,
+        pipe: _Pipeline,
         new: list[Position],
         features: list[str | None],
         schema_versions: list[int | None],
         decision_ids: list[str],
+        start: int,
+        accounts: dict[str, _Account],
     ) -> None:
-        await conn.execute(
+        """Send ``new[start:]`` (and the ledger entries not sent yet) as one statement, not waiting for it."""
+        chunk = new[start:]
+        await pipe.send(
             _INSERT_POSITIONS,
-            _array([p.position_id for p in new]),
-            _text_array([p.account_id for p in new]),
-            _text_array([p.idempotency_key for p in new]),
-            _text_array([p.symbol for p in new]),
-            _text_array([_DB_SIDE[p.side] for p in new]),
-            _array([p.quantity for p in new]),
-            _array([p.entry_price for p in new]),
-            _array([p.leverage for p in new]),
-            _array([p.margin for p in new]),
-            _array([p.sl_price for p in new]),
-            _array([p.tp_price for p in new]),
-            _array([p.liquidation_price for p in new]),
-            _text_array([p.working_type.value for p in new]),
-            _array([p.signal_id for p in new]),
-            _array([_float(p.confidence) for p in new]),
-            _array([p.entry_fee for p in new]),
-            _time_array([p.opened_at for p in new]),
-            _text_array([p.request_hash for p in new]),
-            _array([p.maint_margin_ratio for p in new]),
-            _array([p.maint_cum for p in new]),
-            _time_array([p.funding_from for p in new]),
-            _text_array([p.model_version for p in new]),
-            _array([_float(p.predicted_return_pct) for p in new]),
-            _array(schema_versions),
-            _text_array(features),
-            _text_array([x or None for x in decision_ids]),
+            _array([p.position_id for p in chunk]),
+            _text_array([p.account_id for p in chunk]),
+            _text_array([p.idempotency_key for p in chunk]),
+            _text_array([p.symbol for p in chunk]),
+            _text_array([_DB_SIDE[p.side] for p in chunk]),
+            _array([p.quantity for p in chunk]),
+            _array([p.entry_price for p in chunk]),
+            _array([p.leverage for p in chunk]),
+            _array([p.margin for p in chunk]),
+            _array([p.sl_price for p in chunk]),
+            _array([p.tp_price for p in chunk]),
+            _array([p.liquidation_price for p in chunk]),
+            _text_array([p.working_type.value for p in chunk]),
+            _array([p.signal_id for p in chunk]),
+            _array([_float(p.confidence) for p in chunk]),
+            _array([p.entry_fee for p in chunk]),
+            _time_array([p.opened_at for p in chunk]),
+            _text_array([p.request_hash for p in chunk]),
+            _array([p.maint_margin_ratio for p in chunk]),
+            _array([p.maint_cum for p in chunk]),
+            _time_array([p.funding_from for p in chunk]),
+            _text_array([p.model_version for p in chunk]),
+            _array([_float(p.predicted_return_pct) for p in chunk]),
+            _array(schema_versions[start:]),
+            _text_array(features[start:]),
+            _text_array([x or None for x in decision_ids[start:]]),
+            *_ledger_arrays(accounts.values()),
+            expect=len(chunk),
         )
 
     # ----------------------------------------------------------------------------------- close
@@ -1050,15 +1115,20 @@ class AccountBook:
                                      r.idempotency_key, digest))  # fmt: skip
                 replays[i] = position.position_id  # filled from the written trade below
                 first.add(i)
-            written = await self._write_closes(conn, closes, accounts, with_positions=True) if closes else {}
-            need = sorted({pid for pid in replays.values() if pid not in written})
-            if need:
-                written.update(await self._closed(conn, need))
-            for i, pid in replays.items():
-                position, trade = written[pid]
-                assert position is not None
-                results[i] = CloseOutcome(position, trade, replayed=i not in first)
-            await self._write_accounts(conn, accounts.values())
+            pipe = _Pipeline(conn)
+            try:
+                written = await self._write_closes(pipe, closes, accounts, with_positions=True) if closes else {}
+                need = sorted({pid for pid in replays.values() if pid not in written})
+                if need:
+                    await pipe.drain()
+                    written.update(await self._closed(conn, need))
+                for i, pid in replays.items():
+                    position, trade = written[pid]
+                    assert position is not None
+                    results[i] = CloseOutcome(position, trade, replayed=i not in first)
+                await self._write_accounts(pipe, accounts.values())
+            finally:
+                await pipe.settle()
             return accounts
 
         accounts = await self._transaction(work)
@@ -1066,9 +1136,9 @@ class AccountBook:
         return results  # type: ignore[return-value]
 
     async def _write_closes(
-        self, conn: asyncpg.Connection, closes: list[_Close], accounts: dict[str, _Account], *, with_positions: bool
+        self, pipe: _Pipeline, closes: list[_Close], accounts: dict[str, _Account], *, with_positions: bool
     ) -> dict[uuid.UUID, tuple[Position | None, Trade]]:
-        """Write the closes (positions, trades, ledger entries; the accounts are written by the caller).
+        """Send the closes (positions, trades, ledger entries) in chunks; the caller writes the accounts and waits.
 
         Return each position's trade, and its closed row when ``with_positions`` (ClosePosition answers with it;
         price updates only report the trades, and building the row costs as much as the trade).
@@ -1107,7 +1177,16 @@ class AccountBook:
             out[p.position_id] = (closed, trade)
             rows.append((p.position_id, closed_at, c.exit.price, c.exit.reason.value, exit_fee, rt, c.funding,
                          c.key, c.request_hash, trade_id))  # fmt: skip
-        status = await conn.execute(
+            if len(rows) >= _CHUNK:  # PostgreSQL writes this chunk while the loop builds the next
+                await self._send_closes(pipe, rows, accounts)
+                rows = []
+        if rows:
+            await self._send_closes(pipe, rows, accounts)
+        return out
+
+    @staticmethod
+    async def _send_closes(pipe: _Pipeline, rows: list[tuple[Any, ...]], accounts: dict[str, _Account]) -> None:
+        await pipe.send(
             _CLOSE_POSITIONS,
             [r[0] for r in rows],  # binary: ``= ANY($1)`` must see an array, not a cast per row
             _time_array([r[1] for r in rows]),
@@ -1124,10 +1203,9 @@ class AccountBook:
             _array([r[5].roi_margin_pct for r in rows]),
             _array([r[5].roi_price_pct for r in rows]),
             _array([r[5].reward for r in rows]),
+            *_ledger_arrays(accounts.values()),
+            expect=len(rows),
         )
-        if int(status.split()[-1]) != len(rows):  # every row is locked by us: anything else is a bug, not a race
-            raise AegisError(f"closed {status.split()[-1]} of {len(rows)} positions: rolled back")
-        return out
 
     # ----------------------------------------------------------------------------------- prices
 
@@ -1190,9 +1268,11 @@ class AccountBook:
             open_by_symbol: dict[str, list[Position]] = defaultdict(list)
             if candidate_ids:
                 accounts = await self._lock_accounts(conn, row["accounts"])
+                # No row locks: the account locks just taken keep every other writer of these (virtual) accounts'
+                # positions out until this commits, and this statement's snapshot follows the lock.
                 for r in await conn.fetch(
                     f"SELECT {_POSITION_COLUMNS} FROM positions WHERE position_id = ANY($1::uuid[]) "
-                    "AND status = 'OPEN' ORDER BY position_id FOR UPDATE",
+                    "AND status = 'OPEN' ORDER BY position_id",
                     candidate_ids,
                 ):
                     open_by_symbol[r["symbol"]].append(_position(r))
@@ -1242,19 +1322,23 @@ class AccountBook:
                         open_by_symbol[s] = still
                 state[s] = st
             funded = [(pid, amount) for pid, amount in funding_paid.items()]
-            if funded:
-                await conn.execute(_ADD_FUNDING, [f[0] for f in funded], [f[1] for f in funded])
-            written = await self._write_closes(conn, closes, accounts, with_positions=False) if closes else {}
-            await self._write_accounts(conn, accounts.values())
-            await conn.execute(
-                _WRITE_PRICES,
-                live,
-                [state[s].last_price for s in live],
-                [state[s].mark_price for s in live],
-                [state[s].funding_rate for s in live],
-                [state[s].next_funding_time for s in live],
-                [state[s].event_time for s in live],
-            )
+            pipe = _Pipeline(conn)
+            try:
+                if funded:
+                    await pipe.send(_ADD_FUNDING, [f[0] for f in funded], [f[1] for f in funded])
+                written = await self._write_closes(pipe, closes, accounts, with_positions=False) if closes else {}
+                await pipe.send(
+                    _WRITE_PRICES,
+                    live,
+                    [state[s].last_price for s in live],
+                    [state[s].mark_price for s in live],
+                    [state[s].funding_rate for s in live],
+                    [state[s].next_funding_time for s in live],
+                    [state[s].event_time for s in live],
+                )
+                await self._write_accounts(pipe, accounts.values())
+            finally:
+                await pipe.settle()
             trades = tuple(written[c.position.position_id][1] for c in closes)
             return ApplyOutcome(revalued, trades, payments, stale), accounts
 
@@ -1457,6 +1541,25 @@ def _check_levels(r: OpenRequest, entry: Decimal) -> None:
             f"{r.take_profit_price.normalize():f} must be {'above' if long else 'below'} the entry price "
             f"{entry.normalize():f} of a {r.side.value.lower()}",
         )
+
+
+def _ledger_arrays(accounts: Iterable[_Account]) -> tuple[str, ...]:
+    """The 8 array literals of :func:`_ledger_cte` for the accounts' entries not sent yet (marked sent)."""
+    entries: list[LedgerEntry] = []
+    for a in accounts:
+        if a.written < len(a.ledger):
+            entries += a.ledger[a.written :]
+            a.written = len(a.ledger)
+    return (
+        _text_array([e.account_id for e in entries]),
+        _text_array([e.kind for e in entries]),
+        _array([e.amount for e in entries]),
+        _array([e.balance_after for e in entries]),
+        _array([e.position_id for e in entries]),
+        _text_array([e.reference for e in entries]),
+        _time_array([e.created_at for e in entries]),
+        _array([e.fee for e in entries]),
+    )
 
 
 def _array(values: Iterable[Any]) -> str:
