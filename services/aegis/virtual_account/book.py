@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import struct
 import time
 import uuid
@@ -390,6 +391,9 @@ class _Account:
     events: list[Event] = field(default_factory=list)
     written: int = 0
     """How many of ``ledger`` are already sent to PostgreSQL (with a chunk of positions or closes)."""
+    record: bool = True
+    """Build :class:`Event` objects (False while nobody could receive them: only the revision counts)."""
+    changed: bool = False
 
     def post(
         self,
@@ -416,7 +420,9 @@ class _Account:
 
     def event(self, type_: str, when: dt.datetime, symbol: str, payload: Any) -> None:
         self.revision += 1
-        self.events.append(Event(self.account_id, self.revision, type_, when, symbol, payload))
+        self.changed = True
+        if self.record:
+            self.events.append(Event(self.account_id, self.revision, type_, when, symbol, payload))
 
 
 # The wallet's parts from the ledger rows alone (see LedgerEntry; docs/accounts.md "Money and the balance identity").
@@ -639,7 +645,11 @@ class AccountBook:
         accounts: Mapping[str, str] = DEFAULT_ACCOUNTS,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         publish: Callable[[list[Event]], None] | None = None,
+        listening: Callable[[], bool] | None = None,
     ) -> None:
+        """``publish`` receives each committed transaction's events; ``listening`` (default: always, when there is
+        a ``publish``) says whether anyone could receive them now: while not, the events are not even built (the
+        accounts' revisions, the events' sequence numbers, still count them)."""
         for name, kind in accounts.items():
             if kind not in KINDS:
                 raise ValueError(f"account {name!r}: kind must be one of {KINDS}, got {kind!r}")
@@ -650,6 +660,7 @@ class AccountBook:
         self.working_type = WorkingType(settings.working_type.upper())
         self.now = clock
         self._publish = publish
+        self._listening = listening
         self._ensured: set[str] = set()
         self._brackets: dict[str, tuple[float, list[tuple[Decimal, Decimal, int, Decimal, Decimal]]]] = {}
 
@@ -720,15 +731,16 @@ class AccountBook:
 
     async def _lock_accounts(self, conn: asyncpg.Connection, names: Iterable[str]) -> dict[str, _Account]:
         rows = await conn.fetch(_LOCK_ACCOUNTS, sorted(set(names)))
+        record = self._publish is not None and (self._listening is None or self._listening())
         return {
             r["account_id"]: _Account(r["account_id"], r["kind"], r["wallet_balance"], r["realised_pnl"], r["fees"],
-                                      r["funding"], r["revision"], r["trade_count"], r["win_count"])
+                                      r["funding"], r["revision"], r["trade_count"], r["win_count"], record=record)
             for r in rows
         }  # fmt: skip
 
     async def _write_accounts(self, pipe: _Pipeline, accounts: Iterable[_Account]) -> None:
         """Write the changed accounts and their ledger entries not sent yet; wait for it (and anything in flight)."""
-        changed = [a for a in accounts if a.events]
+        changed = [a for a in accounts if a.changed]
         if changed:
             await pipe.send(
                 _WRITE_ACCOUNTS,
@@ -945,7 +957,7 @@ class AccountBook:
                 )
             usage[account.account_id] = [count + 1, used + margin]
         return Position(
-            position_id=uuid.uuid4(),
+            position_id=_uuid4(),
             account_id=r.account,
             idempotency_key=r.idempotency_key,
             symbol=r.symbol,
@@ -1161,7 +1173,7 @@ class AccountBook:
             account.trade_count += 1
             if rt.net_pnl > 0:
                 account.win_count += 1
-            trade_id = uuid.uuid4()
+            trade_id = _uuid4()
             closed = None
             if with_positions:
                 closed = replace(p, status="CLOSED", closed_at=closed_at, exit_price=c.exit.price,
@@ -1541,6 +1553,21 @@ def _check_levels(r: OpenRequest, entry: Decimal) -> None:
             f"{r.take_profit_price.normalize():f} must be {'above' if long else 'below'} the entry price "
             f"{entry.normalize():f} of a {r.side.value.lower()}",
         )
+
+
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
+def _uuid4() -> uuid.UUID:
+    """``uuid.uuid4()`` without ``UUID.__init__``'s argument checks (two per round trip): the same random bits,
+    version and variant (tested against ``uuid.UUID(int=..., version=4)``)."""
+    u = _new_object(uuid.UUID)
+    _set_slot(u, "int", (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET)
+    _set_slot(u, "is_safe", uuid.SafeUUID.unknown)
+    return u
 
 
 def _ledger_arrays(accounts: Iterable[_Account]) -> tuple[str, ...]:

@@ -66,9 +66,13 @@ class EventHub:
 
     # ----------------------------------------------------------------------------------- publishing
 
+    def listening(self) -> bool:
+        """Whether a stream could receive events now (a local subscriber, or one on another replica)."""
+        return bool(self._subscribers) or self._remote_listeners != 0
+
     def publish(self, events: list[Event]) -> None:
         """Hand over committed events (called by the book after its transaction committed; never blocks)."""
-        if not self._subscribers and self._remote_listeners == 0:
+        if not self.listening():
             return
         messages = [convert.event_to_pb(e) for e in events]
         self.published += len(messages)

@@ -67,9 +67,11 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
         accounts[live.account] = "live"
     clock = record_clock(ctx.settings)
     if clock is None:
-        book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish)
+        book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish, listening=hub.listening)
     else:
-        book = AccountBook(ctx.db, settings, accounts=accounts, publish=hub.publish, clock=clock)
+        book = AccountBook(
+            ctx.db, settings, accounts=accounts, publish=hub.publish, listening=hub.listening, clock=clock
+        )
         follow_record_time(book, clock)
     servicer = VirtualAccountServicer(book, hub, live=mirror, live_account=live.account)
 
