@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
 import numpy as np
 
 from aegis.errors import ValidationError
 
+# The events are frozen msgspec structs (immutable, compared by value, ``repr`` like a dataclass's): their C
+# constructor costs a fraction of a frozen dataclass's, and a detector runs on every closed candle of its series.
 
-@dataclass(frozen=True, slots=True)
-class SwingEvent:
+
+class SwingEvent(msgspec.Struct, frozen=True, gc=False):
     """A swing confirmed at ``bar`` (= index + swing_length); ``replaces`` is the swing it supersedes, if any."""
 
     bar: int
@@ -50,8 +53,7 @@ class SwingEvent:
     replaces: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FvgEvent:
+class FvgEvent(msgspec.Struct, frozen=True, gc=False):
     """A fair value gap at candle ``index``: formed (reported at index+1) or mitigated (at ``mitigated_index``)."""
 
     bar: int
@@ -63,8 +65,7 @@ class FvgEvent:
     mitigated_index: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StructureEvent:
+class StructureEvent(msgspec.Struct, frozen=True, gc=False):
     """A BOS or CHOCH marked at swing ``index``: broken at ``broken_index``, or later superseded (withdrawn)."""
 
     bar: int
@@ -76,8 +77,7 @@ class StructureEvent:
     action: Literal["broken", "superseded"]
 
 
-@dataclass(frozen=True, slots=True)
-class OrderBlockEvent:
+class OrderBlockEvent(msgspec.Struct, frozen=True, gc=False):
     """An order block on candle ``index``: formed, mitigated (price through its far side) or removed."""
 
     bar: int
@@ -90,8 +90,7 @@ class OrderBlockEvent:
     action: Literal["formed", "mitigated", "removed"]
 
 
-@dataclass(frozen=True, slots=True)
-class LiquidityEvent:
+class LiquidityEvent(msgspec.Struct, frozen=True, gc=False):
     """A pool of two or more final swings near the level of swing ``index``: formed, grown or swept."""
 
     bar: int
@@ -195,7 +194,9 @@ class StreamingSMC:
         self._max_high = -math.inf
         self._min_low = math.inf
         self._swings: list[tuple[int, int, float]] = []  # (index, high_low, level); the last one is provisional
-        self._fvgs: list[tuple[int, int, float, float]] = []  # unmitigated (index, direction, top, bottom)
+        # unmitigated gaps: bullish as (top, index, bottom) sorted by top, bearish as (bottom, index, top) by bottom
+        self._fvg_bull: list[tuple[float, int, float]] = []
+        self._fvg_bear: list[tuple[float, int, float]] = []
         self._pending: list[_Mark] = []  # structures known, not broken yet
         self._broken: list[_Mark] = []  # reported, could still be superseded
         self._last_mark_swing = -1
@@ -204,8 +205,6 @@ class StreamingSMC:
         self._pools: list[_Pool] = []
         # Thresholds that let a bar skip the loops over gaps, blocks and pools when it cannot touch any of them
         # (exact: a bar that could touch one runs the full loop, which recomputes them).
-        self._fvg_up = -math.inf  # highest top of a bullish gap: mitigated by a low at or below it
-        self._fvg_down = math.inf  # lowest bottom of a bearish gap: mitigated by a high at or above it
         self._ob_limits = [-math.inf, math.inf, math.inf, -math.inf]  # see _block_limits
         self._pool_up = math.inf  # lowest top of an unswept pool of highs: swept by a high at or above it
         self._pool_down = -math.inf  # highest bottom of an unswept pool of lows
@@ -229,9 +228,10 @@ class StreamingSMC:
 
     def update(self, open: float, high: float, low: float, close: float, volume: float) -> list[SmcEvent]:
         """Take the next closed candle; return what became known at it, in a fixed order."""
-        for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
-            if not math.isfinite(value):
-                raise ValidationError(name, f"must be finite, got {value}")
+        if not math.isfinite(open + high + low + close + volume):  # a NaN or an infinity (or an overflowing sum)
+            for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
+                if not math.isfinite(value):
+                    raise ValidationError(name, f"must be finite, got {value}")
         t = self._t
         self._t = t + 1
         if t == self._next_trim:
@@ -243,14 +243,20 @@ class StreamingSMC:
         self._volume.append(volume)
         self._window_high.append(high)
         self._window_low.append(low)
-        self._max_high = max(self._max_high, high)
-        self._min_low = min(self._min_low, low)
+        if high > self._max_high:
+            self._max_high = high
+        if low < self._min_low:
+            self._min_low = low
         events: list[SmcEvent] = []
-        self._update_swings(t, events)
+        # each step is called only when it can do something (the checks are the first lines of each)
+        if t >= 3 * self.swing_length - 1:
+            self._update_swings(t, events)
         self._update_fvgs(t, events)
-        self._update_structures(t, events)
+        if self._pending:
+            self._update_structures(t, events)
         self._update_blocks(t, events)
-        self._update_pools(t, events)
+        if self._pools:
+            self._update_pools(t, events)
         return events
 
     def _trim(self, t: int) -> None:
@@ -276,8 +282,8 @@ class StreamingSMC:
         while keep > 0 and self._swings[0][0] < oldest:
             del self._swings[0]
             keep -= 1
-        self._fvgs = [g for g in self._fvgs if g[0] >= oldest]
-        self._fvg_limits()
+        self._fvg_bull = [g for g in self._fvg_bull if g[1] >= oldest]  # still sorted
+        self._fvg_bear = [g for g in self._fvg_bear if g[1] >= oldest]
         self._pending = [m for m in self._pending if m.swing >= oldest]
         self._broken = [m for m in self._broken if m.swing >= oldest]
         self._blocks = [b for b in self._blocks if b.index >= oldest]
@@ -320,36 +326,37 @@ class StreamingSMC:
     def _update_fvgs(self, t: int, events: list[SmcEvent]) -> None:
         high = self._high[-1]
         low = self._low[-1]
-        if self._fvgs and (low <= self._fvg_up or high >= self._fvg_down):
-            still = []
-            for gap in self._fvgs:
-                index, direction, top, bottom = gap
-                if index + 2 <= t and ((direction == 1 and low <= top) or (direction == -1 and high >= bottom)):
+        bull, bear = self._fvg_bull, self._fvg_bear
+        # a bullish gap is mitigated by a low at or below its top, a bearish one by a high at or above its bottom:
+        # with the gaps sorted by that level, the mitigated ones are one end of the list (found by bisection)
+        if (bull and low <= bull[-1][0]) or (bear and high >= bear[0][0]):
+            hits: list[tuple[int, int, float, float]] = []
+            if bull and low <= bull[-1][0]:
+                k = bisect_left(bull, (low,))
+                hits += [(index, 1, top, bottom) for top, index, bottom in bull[k:]]
+                del bull[k:]
+            if bear and high >= bear[0][0]:
+                k = bisect_right(bear, (high, math.inf))
+                hits += [(index, -1, top, bottom) for bottom, index, top in bear[:k]]
+                del bear[:k]
+            hits.sort()  # in the order the gaps formed (one gap per candle at most)
+            for index, direction, top, bottom in hits:
+                if index + 2 <= t:
                     events.append(FvgEvent(t, index, direction, top, bottom, "mitigated", t))
+                elif direction == 1:  # not mitigable yet (cannot happen: a gap is stored after this check)
+                    insort(bull, (top, index, bottom))
                 else:
-                    still.append(gap)
-            self._fvgs = still
-            self._fvg_limits()
+                    insort(bear, (bottom, index, top))
         i = t - 1
         if i < 1:
             return
         o, c = self._open[-2], self._close[-2]  # bar i
         if c > o and self._high[-3] < low:
-            gap = (i, 1, low, self._high[-3])
+            insort(bull, (low, i, self._high[-3]))
+            events.append(FvgEvent(t, i, 1, low, self._high[-3], "formed"))
         elif c < o and self._low[-3] > high:
-            gap = (i, -1, self._low[-3], high)
-        else:
-            return
-        self._fvgs.append(gap)
-        if gap[1] == 1:
-            self._fvg_up = max(self._fvg_up, gap[2])
-        else:
-            self._fvg_down = min(self._fvg_down, gap[3])
-        events.append(FvgEvent(t, i, gap[1], gap[2], gap[3], "formed"))
-
-    def _fvg_limits(self) -> None:
-        self._fvg_up = max((g[2] for g in self._fvgs if g[1] == 1), default=-math.inf)
-        self._fvg_down = min((g[3] for g in self._fvgs if g[1] == -1), default=math.inf)
+            insort(bear, (high, i, self._low[-3]))
+            events.append(FvgEvent(t, i, -1, self._low[-3], high, "formed"))
 
     # --------------------------------------------------------------------------------------------- BOS/CHOCH
 

@@ -508,12 +508,15 @@ class Strategy:
             return []
         series.smc_open_ms.append(c.open_time_ms)
         events = series.smc.update(c.open, c.high, c.low, c.close, c.volume)
-        if events and series.view is not None:
-            series.view.apply(events, series.smc_open_ms)
-        if c.timeframe == STRUCTURE_TIMEFRAME:
-            self._structure(state, series, c, events)
-            return []
-        return self._trigger(state, series, c, events, emit)
+        # the decision first; the view GetMarketState reads (zone ids, structure points) is bookkeeping after it
+        try:
+            if c.timeframe == STRUCTURE_TIMEFRAME:
+                self._structure(state, series, c, events)
+                return []
+            return self._trigger(state, series, c, events, emit)
+        finally:
+            if events and series.view is not None:
+                series.view.apply(events, series.smc_open_ms)
 
     def _structure(self, state: _SymbolState, series: _Series, c: Candle, events: list[SmcEvent]) -> None:
         """Keep the 15m zones (active order blocks and fair value gaps) and the latest structure breaks."""

@@ -230,8 +230,9 @@ def test_update_rejects_corrupt_candles() -> None:
 def sizes(detector: StreamingSMC) -> dict[str, int]:
     d = detector
     return {
-        "candles": len(d._close), "swings": len(d._swings), "gaps": len(d._fvgs), "blocks": len(d._blocks),
-        "pools": len(d._pools), "pending": len(d._pending), "broken": len(d._broken), "crossed": len(d._crossed),
+        "candles": len(d._close), "swings": len(d._swings), "gaps": len(d._fvg_bull) + len(d._fvg_bear),
+        "blocks": len(d._blocks), "pools": len(d._pools), "pending": len(d._pending), "broken": len(d._broken),
+        "crossed": len(d._crossed),
     }  # fmt: skip
 
 
