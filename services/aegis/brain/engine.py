@@ -333,8 +333,16 @@ class BrainEngine:
         if self.ctx.cache is None:
             return
         key = keys.service_status("brain", f"shard-{self.ctx.settings.shard}")
+        work = None
+        if self.record_time is not None:  # a replay: stamp the last work for its timing (aegis.replay.activity)
+            from aegis.replay import activity
+
+            work = activity.WorkClock(activity.brain_counters(self), activity.ring_lag(self))
         while True:
-            await asyncio.sleep(self.settings.status_interval_s)
+            if work is None:
+                await asyncio.sleep(self.settings.status_interval_s)
+            else:
+                await work.run_for(self.settings.status_interval_s)
             status = self.queries.brain_status()
             payload = {
                 "service": "brain",
@@ -345,6 +353,8 @@ class BrainEngine:
                 "conflated_updates": status.conflated_updates,
                 **status.details,
             }
+            if work is not None:
+                payload["work"] = work.status()
             try:
                 await self.ctx.cache.client.set(key, msgspec.json.encode(payload), ex=keys.SERVICE_STATUS_TTL_S)
             except Exception as exc:  # status is best effort; the health check reports Redis itself
