@@ -9,20 +9,28 @@ the same market again).
   embedded PostgreSQL and Redis; the feed decodes the raw frames (msgspec), validates them and publishes to the
   ring; the brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in
   windows of ``--window-ms`` of record time (one ApplyPriceUpdates call, one PostgreSQL transaction each) and
-  executes signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary): from the moment
-  the feed, started and with its ring open, begins reading the file (its status's ``replay_started_ns``) until
-  the completion check first sees the final counters — the last record processed and every push and write
-  settled — without the 1.5 s it then waits to see nothing move; it includes reading the file's lines,
-  decoding every frame and up to one brain status interval (0.2 s) plus one poll (0.1 s) of detection.
-  Service start-up (processes, imports, ring creation) and the report are not timed; ``replay_wall_s`` (from
-  spawning the feed) is printed beside it. The rate counts the ticks published to the ring
-  (trades and book tickers: what NautilusTrader gets); ``frames_per_s`` counts every decoded frame.
+  executes signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary, see
+  :func:`aegis.replay.runner.replay_timing`): from the moment the feed, started and with its ring open, begins
+  reading the file (its status's ``replay_started_ns``) to the end of the work, taken from the services' own
+  wall-clock stamps — the later of the feed's ``replay_finished_ns`` (last frame published) and the brain's
+  ``work.last_work_ns`` (the last time any of its counters moved: last record read, candle written, window
+  pushed, signal stored or executed; stamped within 2 ms by :mod:`aegis.replay.activity`). The completion check's
+  polling (brain status every 0.2 s, check every 0.05 s, then 1.5 s of stillness) only *detects* the end: it is
+  not timed (``detection_s`` says how late it saw it). Included: reading the file's lines, decoding and checking
+  every frame, the brain's candles, strategy, windows and writes. Service start-up (processes, imports, ring
+  creation) and the report are not timed; ``replay_wall_s`` (from spawning the feed) is printed beside it. The
+  rate counts the ticks published to the ring (trades and book tickers: what NautilusTrader gets);
+  ``frames_per_s`` counts every decoded frame. ``ours.cpu_s`` gives every process's CPU seconds (user + system,
+  its descendants included: PostgreSQL's backends) over the timed interval, ``ours.brain_after_feed_s`` how long
+  the brain's work went on after the feed's last frame and ``ours.brain_max_lag_records`` the most records it
+  was ever behind the ring (at a 2 ms check); ``records_lost`` must be 0 (the replay fails otherwise).
 * ``nautilus_backtest_engine`` (baseline) — NautilusTrader's ``BacktestEngine`` in its own venv (``--venv``,
   default ``.tools/nautilus-venv``, created with ``python -m venv`` and ``pip install nautilus_trader`` on first
   use; never a dependency of AEGIS), fed ``TradeTick`` and ``QuoteTick`` objects built from the same trade and
   bookTicker frames (:mod:`aegis.bench._nautilus_replay`; building them is not timed), with its ``EMACrossBracket``
   example strategy (EMA 10/20 cross on 1-minute bars from the trades, TP/SL brackets) on each instrument. Timed:
-  ``engine.run()`` only.
+  ``engine.run()`` only (with its default post-run analysis; the parsed tuples are freed before it), wall clock
+  and the process's CPU seconds (``run_cpu_s``: it is one process on one core).
 
 The ratio ``vs_nautilus`` is ours / theirs in ticks per second; ``load_average`` gives the host's load averages
 at the start, between the two sides and at the end (the machine may be shared). If NautilusTrader cannot be
@@ -126,6 +134,7 @@ def run_ours(files: list[Path], repeat: int, window_ms: float, workdir: Path, ti
     if summary.get("replay_timed_s") is None:
         raise AegisError("the replay's summary has no replay_timed_s (the feed did not report its replay start)")
     timed_s = max(float(summary["replay_timed_s"]), 1e-9)
+    timing = summary.get("timing") or {}
     published = int(summary["frames_published"])
     return {
         "frames": int(summary["frames_in"]),
@@ -139,6 +148,12 @@ def run_ours(files: list[Path], repeat: int, window_ms: float, workdir: Path, ti
         "signals": summary["signals"],
         "price_windows_sealed": (summary.get("prices") or {}).get("windows_sealed"),
         "price_pushes": (summary.get("prices") or {}).get("pushes"),
+        "records_lost": (summary.get("brain") or {}).get("records_lost"),
+        "end_from": timing.get("end_from"),
+        "brain_after_feed_s": timing.get("brain_after_feed_s"),
+        "brain_max_lag_records": timing.get("brain_max_lag_records"),
+        "detection_s": timing.get("detection_s"),
+        "cpu_s": timing.get("cpu"),
     }
 
 
@@ -226,6 +241,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         {"name": "ours_events", "value": ours["events"], "unit": "ticks"},
         {"name": "ours_timed_s", "value": ours["timed_s"], "unit": "s"},
     ]
+    if ours.get("cpu_s"):
+        results.append({"name": "ours_cpu_s", "value": ours["cpu_s"]["total_s"], "unit": "s"})
     ratios: dict[str, float] = {}
     if theirs is not None:
         results += [
@@ -233,6 +250,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             {"name": f"{BASELINE}_events", "value": theirs["events"], "unit": "ticks"},
             {"name": f"{BASELINE}_run_s", "value": theirs["run_s"], "unit": "s"},
         ]
+        if theirs.get("run_cpu_s") is not None:
+            results.append({"name": f"{BASELINE}_run_cpu_s", "value": theirs["run_cpu_s"], "unit": "s"})
         ratios[RATIO] = ours["events_per_s"] / theirs["events_per_s"]
     return report(
         NAME,

@@ -65,6 +65,16 @@ def _feed_replay_s(feed: dict[str, Any]) -> float | None:
     return round((finished - started) / 1e9, 3) if started and finished else None
 
 
+def timing_note(timing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The summary's ``timing``: what ``replay_timed_s`` spans, where its end came from, the brain's lag and the CPU
+    seconds each process used over it (wall-clock instants as Unix seconds)."""
+    if timing is None:
+        return None
+    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timing.items() if k != "cpu"}
+    out["cpu"] = timing.get("cpu")
+    return out
+
+
 async def build(
     dsn: str,
     *,
@@ -73,9 +83,12 @@ async def build(
     source: Any,
     options: Any,
     replay_s: float,
-    timed_s: float | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Query PostgreSQL, check the books, write the report directory; return the summary."""
+    """Query PostgreSQL, check the books, write the report directory; return the summary.
+
+    ``timing``: :func:`aegis.replay.runner.replay_timing` plus ``cpu`` (:meth:`aegis.replay.cpu.CpuMeter.between`):
+    the timed interval, where its end came from, and each process's CPU seconds over it."""
     conn = await asyncpg.connect(dsn)
     try:
         candles = {r["timeframe"]: r["n"] for r in await conn.fetch(
@@ -100,6 +113,7 @@ async def build(
     finally:
         await conn.close()
 
+    timed_s = None if timing is None else timing.get("timed_s")
     lost = int(brain.get("ring", {}).get("records_lost") or 0)
     if lost:
         raise BooksDoNotBalance(f"the brain lost {lost} ring records (overrun): this replay is not the recording")
@@ -130,6 +144,7 @@ async def build(
         "recording_span_s": (source.last_recv_ns - source.first_recv_ns) / 1e9,
         "replay_wall_s": round(replay_s, 3),
         "replay_timed_s": None if timed_s is None else round(timed_s, 3),
+        "timing": timing_note(timing),
         "feed_replay_s": _feed_replay_s(feed),
         "frames_in": int(feed.get("frames_in", 0)),
         "events_in": events_in,

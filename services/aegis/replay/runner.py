@@ -21,6 +21,12 @@ the ring's published count equal to the feed's and no lag (every record read); (
 executor's signal and order queues, the price pusher's pending symbols, the candle and signal writers' backlogs —
 and the brain's execution, price and persistence counters did not change across ``SETTLE_S`` of wall time
 (virtual-account answers a call only after its PostgreSQL transaction, so settled calls are stored rows).
+
+Timing (:func:`replay_timing`, the summary's ``replay_timed_s`` and ``timing``): from the feed's stamp
+``replay_started_ns`` to the later of its ``replay_finished_ns`` and the brain's ``work.last_work_ns`` (the last
+time its work counters moved, :mod:`aegis.replay.activity`) — the work, not the polling that detects its end.
+Every process's CPU seconds over that interval (:mod:`aegis.replay.cpu`, sampled at each completion poll) go in
+``timing.cpu``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from aegis.cli import status as status_cli
 from aegis.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
 from aegis.errors import AegisError, StartupError
 from aegis.replay import source as replay_source
+from aegis.replay.cpu import CpuMeter
 from aegis.storage import keys
 from aegis.supervisor import FatalChildExit, ProcessSpec, Supervisor
 
@@ -56,7 +63,18 @@ SETTLE_S = 1.5
 POLL_S = 0.05
 """How often the completion check reads the feed's and the brain's statuses (two Redis GETs)."""
 BRAIN_STATUS_INTERVAL_S = 0.2
-"""How often the brain publishes its status in a replay: the completion check sees the end this much late at most."""
+"""How often the brain publishes its status in a replay: the completion check sees the end this much late at most
+(detection only: the timed end comes from the services' stamps, see :func:`replay_timing`)."""
+REPLAY_TUNING = {
+    # A replay's wall time is record time compressed ~1000x: the candle writer's 0.2 s of gathering (a minute's closes
+    # of every symbol and timeframe, live) spans minutes of record time, and the last write came 0.2 s after the
+    # work was done. 10 ms still gathers ~10 record-minutes' closes per write.
+    "AEGIS_BRAIN_WRITE_INTERVAL_S": "0.01",
+    # the brain looks for the feed's ring every 0.5 s by default: in a replay it would start up to 0.5 s (~10^5
+    # records) behind the feed
+    "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.05",
+}
+"""Brain settings a replay runs with unless the caller sets them (``AEGIS_BRAIN_*`` pass through)."""
 CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "AEGIS_CONFIG")
 OVERRIDDEN_PREFIXES = ("AEGIS_BINANCE_", "AEGIS_EMBEDDED_", "AEGIS_FEED_SOURCE", "AEGIS_FEED_REPLAY_SPEED")
 
@@ -144,6 +162,8 @@ def replay_env(
         AEGIS_ORCHESTRATOR_RULES_INTERVAL_S="0",
         AEGIS_ORCHESTRATOR_UNIVERSE_INTERVAL_S="0",
     )
+    for name, value in REPLAY_TUNING.items():
+        env.setdefault(name, value)  # the caller's own setting wins
     if src is not None:
         env.update(AEGIS_CLOCK_START_MS=str(clock_start_ms(src)), AEGIS_RING_CAPACITY=str(ring_capacity(src.frames)))
         env.update(pricing(src))
@@ -293,12 +313,16 @@ async def _drive(
         await _wait("the brain hydrated the symbols", hydrated, deadline, logs)
         await _wait("the accounts to exist", lambda: _list_accounts(where["virtual_account"]), deadline, logs)
         await asyncio.sleep(0.5)  # the warm-up follows the hydration in the same task
+        meter = CpuMeter(lambda: _pids(supervisor))
+        meter.sample()
         await supervisor.start(ProcessSpec("feed", [sys.executable, "-m", "aegis.feed"], env, logs / "feed.log"))
         feed_started = time.monotonic()
-        feed, brain, settled_wall_s = await _follow(options, cache, src, deadline, logs)
+        feed, brain, seen_wall_s = await _follow(options, cache, src, deadline, logs, meter)
         replay_s = time.monotonic() - feed_started
-        started_ns = feed.get("replay_started_ns")
-        timed_s = settled_wall_s - started_ns / 1e9 if started_ns else None
+        timing = replay_timing(feed, brain, seen_wall_s)
+        timing["cpu"] = (
+            meter.between(timing["started_s"], timing["ended_s"]) if timing["started_s"] is not None else None
+        )
     finally:
         await cache.aclose()
     summary = await report.build(
@@ -308,9 +332,47 @@ async def _drive(
         source=src,
         options=options,
         replay_s=replay_s,
-        timed_s=timed_s,
+        timing=timing,
     )
     return summary
+
+
+def _pids(supervisor: Supervisor) -> dict[str, int]:
+    return {
+        name: child.process.pid
+        for name, child in supervisor.children.items()
+        if child.process is not None and child.process.returncode is None
+    }
+
+
+def replay_timing(feed: dict[str, Any], brain: dict[str, Any], seen_wall_s: float) -> dict[str, Any]:
+    """The timed interval of a replay (Unix seconds), from the services' own stamps.
+
+    Start: the feed's ``replay_started_ns`` (its ring open, every service started, the file about to be read).
+    End: the later of the feed's ``replay_finished_ns`` (last frame published) and the brain's ``work.last_work_ns``
+    (the last time any of its work counters moved — last record read, candle or signal written, window pushed,
+    signal executed — stamped within :data:`aegis.replay.activity.CHECK_S`); so the end is when the work ended,
+    not when the completion check noticed it. Without the brain's stamp (a brain that does not publish it) the end
+    is ``seen_wall_s``, when the check first saw the final counters (late by up to one status interval and one
+    poll), and ``end_from`` says so.
+    """
+    started_ns, finished_ns = feed.get("replay_started_ns"), feed.get("replay_finished_ns")
+    work_ns = (brain.get("work") or {}).get("last_work_ns")
+    if work_ns and finished_ns:
+        ended_s, end_from = max(work_ns, finished_ns) / 1e9, "stamps"
+    else:
+        ended_s, end_from = seen_wall_s, "completion_check"
+    started_s = started_ns / 1e9 if started_ns else None
+    return {
+        "started_s": started_s,
+        "ended_s": ended_s,
+        "end_from": end_from,
+        "timed_s": None if started_s is None else ended_s - started_s,
+        "seen_s": seen_wall_s,
+        "detection_s": round(seen_wall_s - ended_s, 3),
+        "brain_after_feed_s": None if not (work_ns and finished_ns) else round((work_ns - finished_ns) / 1e9, 4),
+        "brain_max_lag_records": (brain.get("work") or {}).get("max_lag_records"),
+    }
 
 
 async def _serving(where: dict[str, str]) -> bool:
@@ -362,7 +424,12 @@ def _fingerprint(brain: dict[str, Any]) -> str:
 
 
 async def _follow(
-    options: ReplayOptions, cache: Any, src: replay_source.Source, deadline: float, logs: Path
+    options: ReplayOptions,
+    cache: Any,
+    src: replay_source.Source,
+    deadline: float,
+    logs: Path,
+    meter: CpuMeter | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Show progress until the feed published the file, the brain read the ring to its end and all settled.
 
@@ -395,6 +462,8 @@ async def _follow(
                     f"(feed {feed.get('frames_in', 0)}/{src.frames} frames; brain {json.dumps(_pending(brain))}); "
                     f"see {logs}"
                 )
+            if meter is not None:
+                meter.sample()
             feed = await _status(cache, feed_key) or feed
             brain = await _status(cache, brain_key) or brain
             progress.update(feed_task, completed=feed.get("frames_in", 0))

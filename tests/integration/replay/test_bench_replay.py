@@ -37,6 +37,15 @@ def test_the_quick_bench_measures_our_side_and_claims_no_ratio(shared_data: Path
     # timed: from the feed's replay start (after start-up) to the final counters, so it covers the feed's own
     # replay (reading, decoding, publishing every frame) and leaves the services' start-up out
     assert 0 < ours["feed_replay_s"] <= ours["timed_s"] < ours["replay_wall_s"]
+    # the end is the work's own end (the feed's and the brain's stamps), not when the polling noticed it
+    assert ours["end_from"] == "stamps" and ours["detection_s"] >= 0
+    assert ours["brain_after_feed_s"] is not None and ours["records_lost"] == 0
+    assert ours["brain_max_lag_records"] is not None and ours["brain_max_lag_records"] >= 0
+    # every process's CPU over the timed interval: the feed decoded every frame, the brain read every record
+    cpu = ours["cpu_s"]
+    assert cpu["interval_s"] >= ours["timed_s"] and cpu["before_start_s"] >= 0 and cpu["after_end_s"] >= 0
+    assert {"feed", "brain", "postgres", "redis", "virtual_account", "runner"} <= set(cpu["processes"])
+    assert cpu["processes"]["feed"] > 0 and values["ours_cpu_s"] == cpu["total_s"]
     assert all(len(result["load_average"][k]) == 3 for k in ("start", "after_ours", "end"))  # the load is stated
     assert ours["price_windows_sealed"] > 0 and ours["price_pushes"] == 0  # no position opens on 4 s of data
 
