@@ -224,31 +224,36 @@ class CandleBook:
                 return out
 
     def _closed(self, rows: int) -> list[CandleClosed]:
-        out = []
-        widths, names, symbols = self._width_list, self.names, self.symbols
-        # two conversions per call, not two per candle
-        for (ti, s, open_ms, count, source, partial, kind, recv_ns), (o, h, lo, c, vol, quote, taker) in zip(
-            self._out_i[:rows].tolist(), self._out_f[:rows].tolist(), strict=True
-        ):
-            candle = Candle(
-                symbol=symbols[s],
-                timeframe=names[ti],
-                open_time_ms=open_ms,
-                close_time_ms=open_ms + widths[ti] - 1,
-                open=o,
-                high=h,
-                low=lo,
-                close=c,
-                volume=vol,
-                quote_volume=quote,
-                trade_count=count,
-                taker_buy_volume=taker,
-                source=SOURCE_NAMES[source],
-                closed=True,
-                partial=bool(partial),
+        widths, names, symbols, sources = self._width_list, self.names, self.symbols, SOURCE_NAMES
+        # two conversions per call, not two per candle; the events are built positionally, in field order
+        # (Candle: symbol, timeframe, open_time_ms, close_time_ms, open, high, low, close, volume, quote_volume,
+        # trade_count, taker_buy_volume, source, closed, partial; CandleClosed: candle, corrected, recv_time_ns)
+        return [
+            CandleClosed(
+                Candle(
+                    symbols[s],
+                    names[ti],
+                    open_ms,
+                    open_ms + widths[ti] - 1,
+                    o,
+                    h,
+                    lo,
+                    c,
+                    vol,
+                    quote,
+                    count,
+                    taker,
+                    sources[source],
+                    True,
+                    partial != 0,
+                ),
+                kind != 1,
+                recv_ns,
             )
-            out.append(CandleClosed(candle=candle, corrected=kind != 1, recv_time_ns=recv_ns))
-        return out
+            for (ti, s, open_ms, count, source, partial, kind, recv_ns), (o, h, lo, c, vol, quote, taker) in zip(
+                self._out_i[:rows].tolist(), self._out_f[:rows].tolist(), strict=True
+            )
+        ]
 
     def take_ticks(self) -> list[TickUpdate]:
         """Return one tick update per symbol touched since the last call (in-batch conflation happened here)."""
@@ -264,25 +269,28 @@ class CandleBook:
         if rows == 0:
             return []
         symbols = self.symbols
+        # positionally, in TickUpdate's field order: symbol, event_time_ms, recv_time_ns, last_price, trade_high,
+        # trade_low, trade_volume, trade_count, bid_price, bid_qty, ask_price, ask_qty, mark_price, index_price,
+        # funding_rate, next_funding_time_ms, mark_time_ms
         return [
             TickUpdate(
-                symbol=symbols[s],
-                event_time_ms=i[_TI_EVENT_MS],
-                recv_time_ns=i[_TI_RECV_NS],
-                last_price=f[_T_LAST],
-                trade_high=f[_T_HI],
-                trade_low=f[_T_LO],
-                trade_volume=f[_T_QTY],
-                trade_count=i[_TI_TRADES],
-                bid_price=f[_T_BID],
-                bid_qty=f[_T_BID_QTY],
-                ask_price=f[_T_ASK],
-                ask_qty=f[_T_ASK_QTY],
-                mark_price=f[_T_MARK],
-                index_price=f[_T_INDEX],
-                funding_rate=f[_T_FUNDING],
-                next_funding_time_ms=i[_TI_NEXT_FUNDING],
-                mark_time_ms=i[_TI_MARK_MS],
+                symbols[s],
+                i[_TI_EVENT_MS],
+                i[_TI_RECV_NS],
+                f[_T_LAST],
+                f[_T_HI],
+                f[_T_LO],
+                f[_T_QTY],
+                i[_TI_TRADES],
+                f[_T_BID],
+                f[_T_BID_QTY],
+                f[_T_ASK],
+                f[_T_ASK_QTY],
+                f[_T_MARK],
+                f[_T_INDEX],
+                f[_T_FUNDING],
+                i[_TI_NEXT_FUNDING],
+                i[_TI_MARK_MS],
             )
             for s, f, i in zip(
                 self._tick_s[:rows].tolist(), self._tick_of[:rows].tolist(), self._tick_oi[:rows].tolist(), strict=True
@@ -316,9 +324,14 @@ class CandleBook:
                 continue  # being built live right now
             self.t[ti, s, slot] = t0
             self.v[ti, s, slot] = (
-                candle.open, candle.high, candle.low, candle.close,
-                candle.volume, candle.quote_volume, candle.taker_buy_volume,
-            )  # fmt: skip
+                candle.open,
+                candle.high,
+                candle.low,
+                candle.close,
+                candle.volume,
+                candle.quote_volume,
+                candle.taker_buy_volume,
+            )
             self.n[ti, s, slot] = candle.trade_count
             self.m[ti, s, slot] = (
                 _CLOSED,

@@ -375,3 +375,19 @@ def test_loaded_history_never_overwrites_newer_memory_and_completes_wider_bucket
     rebuilt = book.rebuild("BTCUSDT")
     assert [(e.candle.timeframe, e.candle.open_time_ms, e.candle.partial) for e in rebuilt] == [("5m", start, False)]
     assert book.candles("BTCUSDT", "5m")[0].volume == 5.0
+
+
+def test_the_book_builds_its_events_in_field_order() -> None:
+    """The book builds Candle, CandleClosed and TickUpdate positionally (its hot path): their field order is fixed."""
+    from aegis.brain.events import Candle, CandleClosed, TickUpdate
+
+    assert Candle.__struct_fields__ == (
+        "symbol", "timeframe", "open_time_ms", "close_time_ms", "open", "high", "low", "close", "volume",
+        "quote_volume", "trade_count", "taker_buy_volume", "source", "closed", "partial",
+    )  # fmt: skip
+    assert CandleClosed.__struct_fields__ == ("candle", "corrected", "recv_time_ns")
+    assert TickUpdate.__struct_fields__ == (
+        "symbol", "event_time_ms", "recv_time_ns", "last_price", "trade_high", "trade_low", "trade_volume",
+        "trade_count", "bid_price", "bid_qty", "ask_price", "ask_qty", "mark_price", "index_price", "funding_rate",
+        "next_funding_time_ms", "mark_time_ms", "merged",
+    )  # fmt: skip
