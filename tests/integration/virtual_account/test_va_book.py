@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import secrets
@@ -11,12 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal as D
 
+import asyncpg
 import pytest
 
-from aegis.errors import AlreadyExistsError, NotFoundError, ValidationError
+from aegis.errors import AegisError, AlreadyExistsError, NotFoundError, ValidationError
 from aegis.replay.report import account_summary
 from aegis.risk.sizing import PositionSide
 from aegis.storage.postgres import Database
+from aegis.virtual_account import book as book_module
 from aegis.virtual_account.batcher import Batcher
 from aegis.virtual_account.book import AccountBook, AccountRefusal, CloseRequest, OpenRequest
 from aegis.virtual_account.domain import CloseReason, Tick
@@ -191,6 +194,17 @@ async def test_close_is_idempotent_and_checks_ownership(env: Env) -> None:
     assert [o.replayed for o in outcomes] == [False, True, True]
     again = await one(env.book.close_positions([CloseRequest("c", env.learning, pid, price=D("60100"))]))
     assert again.replayed and again.trade.trade_id == outcomes[0].trade.trade_id
+    # The answer's closed position (built positionally by the book) is the open one with the close's fields, and
+    # the row a later replay reads back from PostgreSQL.
+    closed, trade = outcomes[0].position, outcomes[0].trade
+    assert closed == dataclasses.replace(
+        opened.position, status="CLOSED", closed_at=trade.closed_at, exit_price=D("60100"),
+        close_reason=CloseReason.MANUAL, exit_fee=trade.fees - opened.position.entry_fee, gross_pnl=trade.gross_pnl,
+        realised_pnl=trade.realised_pnl, funding=trade.funding, close_idempotency_key="c",
+        close_request_hash=closed.close_request_hash, updated_at=trade.closed_at,
+    )  # fmt: skip
+    assert closed.close_request_hash
+    assert dataclasses.replace(again.position, updated_at=None) == dataclasses.replace(closed, updated_at=None)
     with pytest.raises(AlreadyExistsError):
         await one(env.book.close_positions([CloseRequest("c", env.learning, pid, price=D("60200"))]))
     with pytest.raises(AccountRefusal, match="already closed"):
@@ -435,3 +449,73 @@ async def test_keys_features_and_money_survive_the_array_literals_exactly(env: E
 
 def _fields(trade) -> dict:  # type: ignore[no-untyped-def]
     return {name: getattr(trade, name) for name in trade.__slots__}
+
+
+# --------------------------------------------------------------------------------------------- pipelined writes
+
+
+async def test_batches_larger_than_a_chunk_write_every_row_once(env: Env) -> None:
+    """Opens, request closes and price closes of several write chunks each (docs/accounts.md, "Batching")."""
+    n = 3 * book_module._CHUNK + 17  # chunks of _chunk_size(n): four statements per batch here
+    assert book_module._chunk_size(n) < n
+    symbol = env.symbol()
+    opened = [await_ok(o) for o in await env.book.open_positions([opening(env, symbol) for _ in range(n)])]
+    by_request = [CloseRequest(f"close-{i}", env.learning, str(o.position.position_id), price=D("60100"))
+                  for i, o in enumerate(opened[: n // 2])]  # fmt: skip
+    closed = [await_ok(c) for c in await env.book.close_positions(by_request)]
+    assert [c.position.position_id for c in closed] == [o.position.position_id for o in opened[: n // 2]]
+    applied = await env.book.apply_price_updates([tick(symbol, 1, "61500")])
+    assert len(applied.closed_trades) == n - n // 2
+    assert {t.position_id for t in applied.closed_trades} == {o.position.position_id for o in opened[n // 2 :]}
+    async with env.db.connection() as conn:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM positions WHERE symbol = $1 AND status = 'CLOSED') AS closed, "
+            "(SELECT count(*) FROM positions WHERE symbol = $1) AS positions, "
+            "(SELECT count(DISTINCT position_id) FROM trades WHERE symbol = $1) AS trades, "
+            "(SELECT count(*) FROM balance_ledger l JOIN positions p USING (position_id) WHERE p.symbol = $1) "
+            "AS ledger",
+            symbol,
+        )
+    assert dict(counts) == {"closed": n, "positions": n, "trades": n, "ledger": 2 * n}  # entry fee + close each
+    await assert_balances_reconcile(env, env.learning)
+
+
+async def test_the_pipeline_surfaces_a_failed_statement_and_the_transaction_rolls_back(env: Env) -> None:
+    async with env.db.connection() as conn:
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS pipe_probe (x int PRIMARY KEY)")
+        # A failing statement in flight: its error comes out of the next send, inside the transaction.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with conn.transaction():
+                pipe = book_module._Pipeline(conn)
+                try:
+                    await pipe.send("INSERT INTO pipe_probe SELECT unnest($1::int[])", [1, 1])
+                    await pipe.send("INSERT INTO pipe_probe VALUES ($1)", 2)
+                    await pipe.drain()
+                finally:
+                    await pipe.settle()
+        # A statement that wrote another number of rows than expected fails the transaction too.
+        with pytest.raises(AegisError, match="wrote 1 of 2 rows"):
+            async with conn.transaction():
+                pipe = book_module._Pipeline(conn)
+                try:
+                    await pipe.send("INSERT INTO pipe_probe VALUES ($1)", 3, expect=2)
+                    await pipe.drain()
+                finally:
+                    await pipe.settle()
+        # An error in Python while a statement is in flight: settle lets it finish, the rollback works.
+        with pytest.raises(RuntimeError, match="python failed"):
+            async with conn.transaction():
+                pipe = book_module._Pipeline(conn)
+                try:
+                    await pipe.send("INSERT INTO pipe_probe SELECT $1::int FROM pg_sleep(0.05)", 4)
+                    raise RuntimeError("python failed")
+                finally:
+                    await pipe.settle()
+        assert await conn.fetchval("SELECT count(*) FROM pipe_probe") == 0  # every transaction rolled back
+        await conn.execute("DROP TABLE pipe_probe")
+
+
+def await_ok(outcome):  # type: ignore[no-untyped-def]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
