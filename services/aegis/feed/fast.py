@@ -247,6 +247,77 @@ def _pairs(buf, p, end):
 
 
 @njit(cache=True, inline="always")
+def _is_digit(x):
+    return (np.uint8(x - np.uint8(48)) < np.uint8(10)) | (x == 46)  # a digit or "."
+
+
+@njit(cache=True, inline="always")
+def _depth_side_ok(r, s, e):
+    """Whether ``r[s:e]`` is ``[]`` or ``[[S(,S)*](,[S(,S)*])*]`` with S a string of digits and dots: valid JSON.
+
+    Branch-free over byte trigrams (so the compiler can vectorise it): the role of every byte follows from the
+    two before it (a quote after ``[`` or ``,`` opens a string, after a digit or an opening quote closes it; a
+    comma after ``]`` separates levels, after a closing quote separates strings; ``]]`` only at the end), which
+    pins the whole text to that grammar. Unsigned indices keep numba from adding negative-index wraparound.
+    """
+    n = e - s
+    if n == 2:
+        return r[s] == 91 and r[s + 1] == 93
+    if n < 6 or r[s] != 91 or r[s + 1] != 91 or r[e - 2] != 93 or r[e - 1] != 93:
+        return False
+    bad = np.uint8(0)
+    for j in range(s + 2, e - 1):
+        i = np.uint64(j)
+        a = r[i - np.uint64(2)]
+        p = r[i - np.uint64(1)]
+        c = r[i]
+        c_d = _is_digit(c)
+        p_d = _is_digit(p)
+        a_d = _is_digit(a)
+        c_q = c == 34
+        p_q = p == 34
+        a_q = a == 34
+        c_c = c == 44
+        p_c = p == 44
+        a_c = a == 44
+        c_o = c == 91
+        p_o = p == 91
+        a_o = a == 91
+        c_x = c == 93
+        p_x = p == 93
+        a_x = a == 93
+        ok = (
+            (p_o & c_q)
+            | (p_x & c_c)
+            | (p_c & ((c_o & a_x) | (c_q & a_q)))
+            | (p_d & (c_d | c_q))
+            | (p_q & (((c_d | c_q) & (a_o | a_c)) | ((c_c | c_x) & (a_d | a_q))))
+        )
+        bad |= np.uint8(1) ^ np.uint8(ok)
+    return bad == 0
+
+
+@njit(cache=True, inline="always")
+def _depth_sides(buf, v, close):
+    """``buf[v:close]`` as ``<bids>,"a":<asks>`` (the last two keys of a depthUpdate, as Binance orders them), both
+    sides checked by :func:`_depth_side_ok`: return ``close`` or -1."""
+    colons = 0
+    at = 0
+    for j in range(v, close):  # the one colon must be the one of "a": (a side holds none)
+        i = np.uint64(j)
+        hit = buf[i] == 58
+        colons += hit
+        at = max(at, j * hit)
+    if colons != 1 or at - 4 < v + 2:
+        return -1
+    if buf[at - 4] != 44 or buf[at - 3] != _Q or buf[at - 2] != 97 or buf[at - 1] != _Q:
+        return -1
+    if not (_depth_side_ok(buf, v, at - 4) and _depth_side_ok(buf, at + 1, close)):
+        return -1
+    return close
+
+
+@njit(cache=True, inline="always")
 def _symbol(table, lengths, buf, s0, s1):
     """Index of the symbol ``buf[s0:s1]`` in the known-symbol table, or -1."""
     n = s1 - s0
@@ -474,8 +545,11 @@ def run_frames(
                         bit = _B_u
                         _, nxt = _int(buf, v, end)
                     elif key == 98:  # b
-                        bit = _B_b
-                        nxt = _pairs(buf, v, end)
+                        bit = _B_b | _B_a
+                        nxt = _depth_sides(buf, v, end - 2 if combined else end - 1)
+                        if nxt < 0:  # not the last two keys (or odd content): one side at a time
+                            bit = _B_b
+                            nxt = _pairs(buf, v, end)
                     elif key == 97:  # a
                         bit = _B_a
                         nxt = _pairs(buf, v, end)

@@ -237,7 +237,22 @@ def int_token(draw: st.DrawFn, around: int, clean: bool = False) -> str:
     return str(draw(st.integers(-(2**64), 2**64)))
 
 
-BAD_SIDES = ["[[1,2]]", '[["1","2"],]']
+DEPTH_SIDES = [
+    '[["61800.20","0.014"],["61801.00","0.000"]]', "[]", '[["1","2"]]', '[[""]]', '[["1","2","3"]]', '[["1"],["2"]]',
+    '[[],["1"]]', '[["1"],"2"]', '[[["1"]]]', "[[1,2]]", '["1"]', '[["1","2"]', '[["1","2"]]]', '[["1",]]',
+    '[["1""2"]]', '[[,"1"]]', '[["1"],]', '[["1"]["2"]]', '[["1","2"],,["3","4"]]', '[["1" ,"2"]]', '[["a","2"]]',
+    '[[":"]]', '[["1","2"]],"a":[', "[[]]", '[[""""]]', "[", "]", '"1"', "[]]", "[[]",
+]  # fmt: skip
+
+
+@st.composite
+def depth_side(draw: st.DrawFn) -> str:
+    """Mostly sides a depthUpdate may carry, valid JSON or not; often random text over the bytes they use."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from(DEPTH_SIDES))
+    return "[" + draw(st.text('[]",1.', min_size=0, max_size=24)) + "]"
+
+
 SYMBOL_TOKENS = ['"BTCUSDT"', '"ETHUSDT"', '"XRPUSDT"', '""', '"BTC\\u0055SDT"', '"\u00c4BC"', "1", '"btcusdt"']
 
 
@@ -282,12 +297,9 @@ def event(draw: st.DrawFn, clock: dict[str, int], clean: bool) -> list[tuple[str
             ("A", draw(decimal_token)), ("T", times["T"]), ("E", times["E"]),
         ]  # fmt: skip
     elif kind == "depthUpdate":
-        side = draw(
-            st.sampled_from(['[["61800.20","0.014"],["61801.00","0.000"]]', "[]", '[["1","2"]]', *odd(['[["1"]]'])])
-        )
         pairs = [
             ("E", times["E"]), ("T", times["T"]), ("s", sym), ("U", str(seq)), ("u", str(seq + 1)),
-            ("pu", str(seq - 1)), ("b", side), ("a", draw(st.sampled_from([side, "[]", *odd(BAD_SIDES)])))
+            ("pu", str(seq - 1)), ("b", draw(depth_side())), ("a", draw(depth_side())),
         ]  # fmt: skip
     elif kind == "markPriceUpdate":
         pairs = [
@@ -467,3 +479,17 @@ def test_batch_path_needs_write_batch_and_the_same_symbols() -> None:
     pipeline.process_many([raw], [BASE_MS * 1_000_000])
     assert pipeline.stats.published == 1
     assert fast.FALLBACK == 255
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.sampled_from(DEPTH_SIDES), st.text('[]",1.', max_size=30).map(lambda t: f"[{t}]")))
+def test_depth_side_check_only_passes_valid_json(side: str) -> None:
+    raw = np.frombuffer(b"  " + side.encode() + b"  ", np.uint8)  # room around it: the check stays in its range
+    if fast._depth_side_ok(raw, 2, 2 + len(side)):
+        assert isinstance(json.loads(side), list)
+
+
+def test_depth_side_check_passes_what_binance_sends() -> None:
+    for side in ("[]", '[["61800.20","0.014"]]', '[["61800.20","0.014"],["61801.00","0.000"],["1","2"]]'):
+        raw = np.frombuffer(side.encode(), np.uint8)
+        assert fast._depth_side_ok(raw, 0, len(side))
