@@ -208,8 +208,7 @@ class StreamingSMC:
         self._ob_limits = [-math.inf, math.inf, math.inf, -math.inf]  # see _block_limits
         self._pool_up = math.inf  # lowest top of an unswept pool of highs: swept by a high at or above it
         self._pool_down = -math.inf  # highest bottom of an unswept pool of lows
-        self._pools_final = -2  # newest final swing at the last full pass over the pools
-        self._pools_waiting = False  # a swept pool waits for a newer final swing to be dropped
+        self._pools_drop: float = math.inf  # earliest sweep of a swept pool: it is dropped once a final swing is as new
 
     @property
     def delay(self) -> int:
@@ -495,15 +494,11 @@ class StreamingSMC:
         highs, lows = self._high, self._low
         best = t - 1
         if t - swing > 1:
-            best = swing + 1
-            if direction == 1:
-                for c in range(swing + 2, t):
-                    if lows[c - base] <= lows[best - base]:
-                        best = c
-            else:
-                for c in range(swing + 2, t):
-                    if highs[c - base] >= highs[best - base]:
-                        best = c
+            # the last candle of swing+1 .. t-1 with the lowest low (bullish) or the highest high (bearish)
+            part = lows[swing + 1 - base : t - base] if direction == 1 else highs[swing + 1 - base : t - base]
+            extreme = min(part) if direction == 1 else max(part)
+            part.reverse()
+            best = t - 1 - part.index(extreme)
         if any(b.index == best and b.direction == direction for b in self._blocks):
             return
         vol = self._volume
@@ -570,7 +565,7 @@ class StreamingSMC:
                 break
         self._pools.append(pool)
         if pool.swept >= 0:
-            self._pools_waiting = True
+            self._pools_drop = min(self._pools_drop, pool.swept)
         elif direction == 1:
             self._pool_up = min(self._pool_up, pool.high)
         else:
@@ -582,26 +577,29 @@ class StreamingSMC:
         h, lo = self._high[-1], self._low[-1]
         # a swept pool can still take a final swing older than its sweep; the next final swing is newer than this
         newest_final = self._swings[-2][0] if len(self._swings) >= 2 else -1
-        if (
-            h < self._pool_up
-            and lo > self._pool_down
-            and (newest_final == self._pools_final or not self._pools_waiting)
-        ):
+        if h < self._pool_up and lo > self._pool_down and newest_final < self._pools_drop:
             return  # nothing is swept and nothing can be dropped
-        self._pools_final = newest_final
         still = []
+        up, down, drop = math.inf, -math.inf, math.inf
         for pool in self._pools:
             reached = h >= pool.high if pool.direction == 1 else lo <= pool.low
             if pool.swept < 0 and reached:
                 pool.swept = t
                 if pool.count >= 2:
                     events.append(self._pool_event(t, pool, "swept"))
-            if pool.swept < 0 or pool.swept > newest_final:
+            if pool.swept < 0:
                 still.append(pool)
+                if pool.direction == 1:
+                    if pool.high < up:
+                        up = pool.high
+                elif pool.low > down:
+                    down = pool.low
+            elif pool.swept > newest_final:
+                still.append(pool)
+                if pool.swept < drop:
+                    drop = pool.swept
         self._pools = still
-        self._pool_up = min((p.high for p in still if p.swept < 0 and p.direction == 1), default=math.inf)
-        self._pool_down = max((p.low for p in still if p.swept < 0 and p.direction == -1), default=-math.inf)
-        self._pools_waiting = any(p.swept >= 0 for p in still)
+        self._pool_up, self._pool_down, self._pools_drop = up, down, drop
 
     @staticmethod
     def _pool_event(t: int, pool: _Pool, action: Literal["formed", "grown", "swept"]) -> LiquidityEvent:
