@@ -201,3 +201,18 @@ def test_two_runs_with_the_same_input_and_seed_give_identical_trades(kline_repor
     for t in first:
         opened = dt.datetime.fromisoformat(t[10])
         assert KLINE_START <= opened < KLINE_START + dt.timedelta(minutes=KLINE_MINUTES)
+
+
+def test_the_timed_interval_ends_with_the_work_and_names_the_cpu_it_used(kline_reports: tuple[Path, Path]) -> None:
+    """The replay that trades: the brain pushes windows and executes signals after the feed's last frame, so the
+    timed end is the brain's last work (its stamp), and virtual-account and PostgreSQL, which did that work, used CPU
+    in the timed interval."""
+    summary = summary_of(kline_reports[0])
+    timing = summary["timing"]
+    assert timing["end_from"] == "stamps"
+    assert summary["prices"]["pushes"] > 0 and summary["signals"] > 0
+    assert timing["brain_after_feed_s"] > 0  # the pushes and executions went on after the feed was done
+    assert summary["replay_timed_s"] == pytest.approx(summary["feed_replay_s"] + timing["brain_after_feed_s"], abs=2e-3)
+    assert timing["detection_s"] >= 0 and summary["brain"]["records_lost"] == 0
+    used = timing["cpu"]["processes"]
+    assert used["brain"] > 0 and used["virtual_account"] > 0 and used["postgres"] > 0
