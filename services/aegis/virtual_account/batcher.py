@@ -3,6 +3,10 @@
 A request waits at most ``max_delay_s`` after the first request of its batch arrived (or not at all once
 ``max_size`` are waiting); while a batch is in PostgreSQL the next one gathers. Each request still gets its own
 result or its own error: the handler returns one outcome per request, in order.
+
+Up to ``in_flight`` batches are handled at once (default 2), each in its own transaction: the next batch has begun
+and waits on the account locks while the previous one writes and commits (no round trips between the two), and the
+locks order them, one after the other.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ class Batcher(Generic[Req, Res]):
         *,
         max_delay_s: float,
         max_size: int,
+        in_flight: int = 2,
     ) -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight}")
         self._handle = handle
         self._max_delay_s = max_delay_s
         self._max_size = max_size
+        self._in_flight = asyncio.Semaphore(in_flight)
+        self._handling: set[asyncio.Task[None]] = set()
         self._queue: list[tuple[Req, asyncio.Future[Res], float]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -56,7 +65,10 @@ class Batcher(Generic[Req, Res]):
                     if wait > 0:
                         await asyncio.sleep(wait)
                 batch, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
-                await self._process(batch)
+                await self._in_flight.acquire()
+                task = asyncio.create_task(self._process(batch), name="batcher-batch")
+                self._handling.add(task)
+                task.add_done_callback(self._handling.discard)
 
     async def _process(self, batch: list[tuple[Req, asyncio.Future[Res], float]]) -> None:
         self.batches += 1
@@ -68,6 +80,8 @@ class Batcher(Generic[Req, Res]):
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            self._in_flight.release()
         for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the caller gave up (deadline); the outcome stays in PostgreSQL for its retry
                 continue
@@ -81,6 +95,9 @@ class Batcher(Generic[Req, Res]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self._handling):  # batches in PostgreSQL: let them finish, their callers get the outcome
+            with contextlib.suppress(Exception):
+                await task
         for _, future, _ in self._queue:
             if not future.done():
                 future.set_exception(asyncio.CancelledError())

@@ -137,3 +137,33 @@ async def test_the_batcher_groups_concurrent_requests_and_keeps_their_own_outcom
     ]
     assert [len(b) for b in seen] == [8, 8, 4]
     await batcher.close()
+
+
+async def test_the_batcher_handles_at_most_in_flight_batches_at_once() -> None:
+    running = 0
+    most = 0
+    order: list[int] = []
+
+    async def handle(batch):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        order.append(batch[0])
+        running -= 1
+        if batch[0] == 8:
+            raise RuntimeError("transaction failed")
+        return [x * 10 for x in batch]
+
+    for in_flight, expected in ((1, 1), (2, 2)):
+        most, order[:] = 0, []
+        batcher: Batcher[int, int] = Batcher(handle, max_delay_s=0.001, max_size=4, in_flight=in_flight)
+        results = await asyncio.gather(*(batcher.submit(i) for i in range(20)), return_exceptions=True)
+        # each request its own outcome; a failed batch fails its own requests only
+        assert [r if isinstance(r, int) else str(r) for r in results] == [
+            "transaction failed" if 8 <= i < 12 else i * 10 for i in range(20)
+        ]
+        assert most == expected and sorted(order) == [0, 4, 8, 12, 16]
+        await batcher.close()
+    with pytest.raises(ValueError, match="in_flight"):
+        Batcher(handle, max_delay_s=0.001, max_size=4, in_flight=0)
