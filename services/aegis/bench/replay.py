@@ -22,8 +22,9 @@ the same market again).
   rate counts the ticks published to the ring (trades and book tickers: what NautilusTrader gets);
   ``frames_per_s`` counts every decoded frame. ``ours.cpu_s`` gives every process's CPU seconds (user + system,
   its descendants included: PostgreSQL's backends) over the timed interval, ``ours.brain_after_feed_s`` how long
-  the brain's work went on after the feed's last frame and ``ours.brain_max_lag_records`` the most records it
-  was ever behind the ring (at a 2 ms check); ``records_lost`` must be 0 (the replay fails otherwise).
+  the brain's work went on after the feed's last frame, ``ours.brain_max_lag_records`` the most records it
+  was ever behind the ring (at a 2 ms check) and ``ours.brain_records_per_batch`` its mean ring read;
+  ``records_lost`` must be 0 (the replay fails otherwise).
 * ``nautilus_backtest_engine`` (baseline) — NautilusTrader's ``BacktestEngine`` in its own venv (``--venv``,
   default ``.tools/nautilus-venv``, created with ``python -m venv`` and ``pip install nautilus_trader`` on first
   use; never a dependency of AEGIS), fed ``TradeTick`` and ``QuoteTick`` objects built from the same trade and
@@ -149,12 +150,19 @@ def run_ours(files: list[Path], repeat: int, window_ms: float, workdir: Path, ti
         "price_windows_sealed": (summary.get("prices") or {}).get("windows_sealed"),
         "price_pushes": (summary.get("prices") or {}).get("pushes"),
         "records_lost": (summary.get("brain") or {}).get("records_lost"),
+        "brain_records_per_batch": _per_batch(summary.get("brain") or {}),
         "end_from": timing.get("end_from"),
         "brain_after_feed_s": timing.get("brain_after_feed_s"),
         "brain_max_lag_records": timing.get("brain_max_lag_records"),
         "detection_s": timing.get("detection_s"),
         "cpu_s": timing.get("cpu"),
     }
+
+
+def _per_batch(brain: dict[str, Any]) -> float | None:
+    """The brain's mean ring batch: records read per ``read_into`` (at most ``AEGIS_BRAIN_BATCH_RECORDS``)."""
+    records, batches = brain.get("records_processed"), brain.get("batches")
+    return round(records / batches, 1) if records and batches else None
 
 
 # ------------------------------------------------------------------------------------------------ NautilusTrader

@@ -98,8 +98,8 @@ class CpuMeter:
 
     def between(self, start_s: float, end_s: float) -> dict[str, Any] | None:
         """Each process's CPU seconds over the sampled interval that covers ``[start_s, end_s]`` (Unix seconds):
-        ``{"interval_s", "before_start_s", "after_end_s", "processes": {name: s}, "total_s"}``, largest first; None if no two
-        samples bracket it."""
+        ``{"interval_s", "before_start_s", "after_end_s", "processes": {name: s}, "total_s"}``, largest first;
+        None if no two samples bracket it."""
         first = bisect_right(self.stamps, start_s) - 1
         last = bisect_left(self.stamps, end_s)
         if first < 0 or last >= len(self.stamps) or last <= first:

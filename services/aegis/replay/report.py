@@ -161,6 +161,7 @@ async def build(
         "brain": {
             "records_processed": brain.get("ring", {}).get("records_processed"),
             "records_lost": brain.get("ring", {}).get("records_lost"),
+            "batches": brain.get("ring", {}).get("batches"),
             "engine": brain.get("engine"),
             "execution": {k: v for k, v in brain.get("execution", {}).items() if k != "rpcs"},
             "execution_rpcs": brain.get("execution", {}).get("rpcs"),

@@ -41,6 +41,7 @@ def test_the_quick_bench_measures_our_side_and_claims_no_ratio(shared_data: Path
     assert ours["end_from"] == "stamps" and ours["detection_s"] >= 0
     assert ours["brain_after_feed_s"] is not None and ours["records_lost"] == 0
     assert ours["brain_max_lag_records"] is not None and ours["brain_max_lag_records"] >= 0
+    assert 0 < ours["brain_records_per_batch"] <= 4096  # AEGIS_BRAIN_BATCH_RECORDS
     # every process's CPU over the timed interval: the feed decoded every frame, the brain read every record
     cpu = ours["cpu_s"]
     assert cpu["interval_s"] >= ours["timed_s"] and cpu["before_start_s"] >= 0 and cpu["after_end_s"] >= 0
