@@ -70,12 +70,6 @@ class SmcZone(msgspec.Struct, frozen=True, gc=False):
         return self.mitigated_time_ms is not None
 
 
-def _mitigated(zone: SmcZone, time_ms: int) -> SmcZone:
-    """``zone`` mitigated at ``time_ms`` (what ``dataclasses.replace`` does, at a fraction of its cost)."""
-    return SmcZone(zone.zone_id, zone.kind, zone.direction, zone.top, zone.bottom, zone.formed_time_ms, time_ms,
-                   zone.strength)  # fmt: skip
-
-
 class StructurePoint(msgspec.Struct, frozen=True, gc=False):
     """A swing, or a BOS/CHOCH break, of one series."""
 
@@ -89,6 +83,11 @@ class StructurePoint(msgspec.Struct, frozen=True, gc=False):
     """Open time of the candle that confirmed the swing or broke the level."""
 
 
+_ZoneRow = tuple[str, int, float, float, int, float, int | None]
+"""A zone as the view keeps it: kind, direction, top, bottom, formed_time_ms, strength, mitigated_time_ms (the
+:class:`SmcZone`, with its id, is built when GetMarketState asks: most zones are never looked at)."""
+
+
 class SmcView:
     """Zones and structure of one symbol on one timeframe (see the module doc)."""
 
@@ -100,12 +99,21 @@ class SmcView:
         self.prefix = prefix
         self.keep_active = keep_active
         """Active zones kept at most (the oldest go first: a zone price never came back to stays active)."""
-        self._active: dict[tuple[str, int, int], SmcZone] = {}
-        self._mitigated: deque[SmcZone] = deque(maxlen=keep_mitigated)
-        self._structure: deque[tuple[tuple[str, int, int], StructurePoint]] = deque(maxlen=keep_structure)
+        self._active: dict[tuple[str, int, int], _ZoneRow] = {}
+        self._mitigated: deque[_ZoneRow] = deque(maxlen=keep_mitigated)
+        # (key, (kind, direction, level, event_time_ms, confirmed_time_ms)): a StructurePoint when asked
+        self._structure: deque[tuple[tuple[str, int, int], tuple[str, int, float, int, int]]] = deque(
+            maxlen=keep_structure
+        )
 
     def _zone_id(self, kind: str, formed_ms: int, direction: int) -> str:
         return f"{self.prefix}:{kind}:{formed_ms}:{'bull' if direction > 0 else 'bear'}"
+
+    def _zone(self, row: _ZoneRow) -> SmcZone:
+        kind, direction, top, bottom, formed, strength, mitigated = row
+        return SmcZone(
+            self._zone_id(kind, formed, direction), kind, direction, top, bottom, formed, mitigated, strength
+        )
 
     def apply(self, events: Sequence[SmcEvent], open_ms: OpenTimes) -> None:
         """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``."""
@@ -119,34 +127,28 @@ class SmcView:
                 direction = e.direction  # the package's convention: +1 a pool of highs, -1 a pool of lows
                 key = (LIQUIDITY_POOL, e.index, direction)
                 formed = open_ms[e.index]
-                zone = SmcZone(
-                    self._zone_id(LIQUIDITY_POOL, formed, direction),
-                    LIQUIDITY_POOL,
-                    direction,
-                    e.level,
-                    e.level,
-                    formed,
-                    None,
-                    float(e.members),
-                )
                 if e.action == "swept":
                     self._active.pop(key, None)
-                    self._mitigated.append(_mitigated(zone, open_ms[e.bar]))
+                    self._mitigated.append(
+                        (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), open_ms[e.bar])
+                    )
                 else:
-                    self._add(key, zone)
+                    self._add(key, (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), None))
             elif isinstance(e, SwingEvent):
                 if e.replaces is not None:
                     self._drop_structure(("SWING", e.replaces, e.high_low))
                 kind = "SWING_HIGH" if e.high_low == 1 else "SWING_LOW"
-                point = StructurePoint(kind, e.high_low, e.level, open_ms[e.index], open_ms[e.bar])
-                self._structure.append((("SWING", e.index, e.high_low), point))
+                self._structure.append(
+                    (("SWING", e.index, e.high_low), (kind, e.high_low, e.level, open_ms[e.index], open_ms[e.bar]))
+                )
             elif isinstance(e, StructureEvent):
                 key = (e.kind, e.index, e.direction)
                 if e.action == "superseded":
                     self._drop_structure(key)
                 else:
-                    point = StructurePoint(e.kind, e.direction, e.level, open_ms[e.index], open_ms[e.broken_index])
-                    self._structure.append((key, point))
+                    self._structure.append(
+                        (key, (e.kind, e.direction, e.level, open_ms[e.index], open_ms[e.broken_index]))
+                    )
 
     def _zone_event(
         self,
@@ -162,18 +164,17 @@ class SmcView:
     ) -> None:
         key = (kind, index, direction)
         if action == "formed":
-            formed = open_ms[index]
-            self._add(key, SmcZone(self._zone_id(kind, formed, direction), kind, direction, top, bottom, formed,
-                                   None, strength))  # fmt: skip
+            self._add(key, (kind, direction, top, bottom, open_ms[index], strength, None))
             return
-        zone = self._active.pop(key, None)  # 'removed' (a breaker crossed back) only ends an already mitigated one
-        if action == "mitigated" and zone is not None:
-            self._mitigated.append(_mitigated(zone, open_ms[bar]))
+        row = self._active.pop(key, None)  # 'removed' (a breaker crossed back) only ends an already mitigated one
+        if action == "mitigated" and row is not None:
+            self._mitigated.append((*row[:6], open_ms[bar]))
 
-    def _add(self, key: tuple[str, int, int], zone: SmcZone) -> None:
-        self._active[key] = zone
-        if len(self._active) > self.keep_active:
-            del self._active[min(self._active, key=lambda k: self._active[k].formed_time_ms)]
+    def _add(self, key: tuple[str, int, int], row: _ZoneRow) -> None:
+        active = self._active
+        active[key] = row
+        if len(active) > self.keep_active:
+            del active[min(active, key=lambda k: active[k][4])]
 
     def _drop_structure(self, key: tuple[str, int, int]) -> None:
         kept = [(k, p) for k, p in self._structure if k != key]
@@ -182,16 +183,12 @@ class SmcView:
 
     def zones(self, mitigated_since_ms: int | None = None) -> list[SmcZone]:
         """Return the active zones, plus those mitigated at or after ``mitigated_since_ms`` (None: none), by age."""
-        out = list(self._active.values())
+        rows = list(self._active.values())
         if mitigated_since_ms is not None:
-            out += [
-                z
-                for z in self._mitigated
-                if z.mitigated_time_ms is not None and z.mitigated_time_ms >= mitigated_since_ms
-            ]
-        return sorted(out, key=lambda z: (z.formed_time_ms, z.kind, z.direction))
+            rows += [r for r in self._mitigated if r[6] is not None and r[6] >= mitigated_since_ms]
+        return sorted(map(self._zone, rows), key=lambda z: (z.formed_time_ms, z.kind, z.direction))
 
     def structure(self) -> list[StructurePoint]:
         """Return the latest swings and breaks, newest first (by the time they became known)."""
-        points = [p for _, p in self._structure]
+        points = [StructurePoint(*p) for _, p in self._structure]
         return sorted(points, key=lambda p: (p.confirmed_time_ms, p.event_time_ms), reverse=True)
