@@ -127,28 +127,43 @@ def _per_op(before: tuple[float, float | None], after: tuple[float, float | None
 
 async def _statement_profile(book: AccountBook, batcher: Batcher, prices: _Prices, n: int, wave: int,
                              symbols: list[str], db: Database) -> dict[str, Any]:  # fmt: skip
-    """Wall time per round trip of each statement of a TP-close pass (untimed: the wrapper adds its own cost).
+    """Each statement of a TP-close pass: PostgreSQL CPU and wall time per round trip (untimed: the wrapper costs).
 
-    A statement's wall time is the whole call: asyncpg encoding the arguments and decoding the rows, the round
-    trip over loopback, and PostgreSQL's work on it (and, on a loaded machine, waiting for a core). Counters are
+    The CPU is the serving backend's, read from ``/proc`` when the statement is sent and when its answer is read: a
+    backend runs one statement at a time, so the difference is that statement's work (clock ticks: exact in sum,
+    not per call). The wall time runs from sending to reading the answer: asyncpg encoding the arguments and
+    decoding the rows, the loopback and PostgreSQL's work, and, for the pipelined writes (the book sends a chunk,
+    then builds the next in Python before it reads the answer), the Python work overlapped with it. Counters are
     the tables' ``pg_stat_user_tables`` rows after the pass (the whole run's).
     """
     import asyncpg
 
     spent: dict[str, list[float]] = {}
     originals = {name: getattr(asyncpg.Connection, name) for name in ("execute", "fetch", "fetchrow")}
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+
+    def backend_cpu(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # PostgreSQL on another host: no CPU figure
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) * tick
 
     def timed(name: str) -> Any:
         original = originals[name]
 
         async def call(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+            pid = self.get_server_pid()
+            cpu = backend_cpu(pid)
             started = time.perf_counter()
             try:
                 return await original(self, query, *args, **kwargs)
             finally:
-                entry = spent.setdefault(" ".join(query.split())[:80], [0, 0.0])
+                entry = spent.setdefault(" ".join(query.split())[:80], [0, 0.0, 0.0])
                 entry[0] += 1
                 entry[1] += time.perf_counter() - started
+                entry[2] += backend_cpu(pid) - cpu
 
         return call
 
@@ -168,11 +183,20 @@ async def _statement_profile(book: AccountBook, batcher: Batcher, prices: _Price
                 "WHERE relname IN ('positions', 'trades', 'balance_ledger', 'accounts') ORDER BY relname"
             )
         }
-    ranked = sorted(spent.items(), key=lambda item: -item[1][1])
+    ranked = sorted(spent.items(), key=lambda item: -item[1][2] if item[1][2] == item[1][2] else -item[1][1])
+    per_rt = 1e6 / n
+
+    def cpu_us(total: float) -> float | None:
+        return None if total != total else round(total * per_rt, 1)  # NaN: no /proc
+
     return {
         "round_trips": n,
-        "statement_us_per_round_trip": {q: round(total / n * 1e6, 1) for q, (_, total) in ranked if total / n > 5e-7},
-        "statements_us_per_round_trip_total": round(sum(total for _, total in spent.values()) / n * 1e6, 1),
+        "statements_per_round_trip": {
+            q: {"calls": calls, "postgres_cpu_us": cpu_us(cpu), "wall_us": round(wall * per_rt, 1)}
+            for q, (calls, wall, cpu) in ranked
+            if wall / n > 5e-7
+        },
+        "postgres_cpu_us_per_round_trip_total": cpu_us(sum(cpu for _, _, cpu in spent.values())),
         "table_counters_whole_run": tables,
     }
 
