@@ -6,8 +6,8 @@ events — each repetition shifted by the recordings' span rounded up to the min
 the same market again).
 
 * ``ours`` — ``aegis replay`` (:mod:`aegis.replay.runner`) at ``--speed max``: all six services as processes on
-  embedded PostgreSQL and Redis; the feed decodes the raw frames (msgspec), validates them and publishes to the
-  ring; the brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in
+  embedded PostgreSQL and Redis; the feed decodes the raw frames (trade, aggTrade and bookTicker in batches by
+  :mod:`aegis.feed.fast`, anything else per frame with msgspec), validates them and publishes to the ring; the brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in
   windows of ``--window-ms`` of record time (one ApplyPriceUpdates call, one PostgreSQL transaction each) and
   executes signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary, see
   :func:`aegis.replay.runner.replay_timing`): from the moment the feed, started and with its ring open, begins
