@@ -1062,7 +1062,7 @@ def _parse(f: dataclasses.Field, raw: Any, where: str) -> Any:
 
 
 def service_settings() -> list[tuple[str, type]]:
-    """The settings one service reads besides :class:`Settings` (same ``setting(...)`` declarations): (service, class)."""
+    """(service, settings class) of what one service alone reads, declared with ``setting(...)`` as here."""
     from aegis.brain.settings import BrainSettings  # late: those modules import this one
     from aegis.virtual_account.settings import AccountSettings
 
