@@ -24,7 +24,9 @@ so the pipeline counts them as ``malformed_json`` — a replay accounts for ever
 message. Empty lines are skipped.
 
 Speed: ``None`` / ``"max"`` replays as fast as the pipeline goes; a number *N* (or ``"xN"``) replays *N* times
-faster than recorded, pacing on the injected clock's monotonic time. Receive times always come from the recording,
+faster than recorded, pacing on the injected clock's monotonic time. :func:`replay` gives the pipeline its frames
+in batches (``FramePipeline.process_lines`` for an hftbacktest recording at max speed, ``process_many``
+otherwise; when paced, the frames already due, just before each sleep). Receive times always come from the recording,
 never from the wall clock, so a replay at x1000 writes the same records as one at max speed.
 """
 
@@ -373,8 +375,8 @@ def replay(
     sleep: Callable[[float], object] = time.sleep,
 ) -> PipelineStats:
     """Push ``frames`` through ``pipeline`` at ``speed``; return the pipeline's counters afterwards."""
-    process = pipeline.process
-    if parse_speed(speed) is None:  # max speed: no pacing layer between the reader and the pipeline
+    factor = parse_speed(speed)
+    if factor is None:  # max speed: no pacing layer between the reader and the pipeline
         if type(frames) is HftbacktestRecording and not frames.started:
             recv_ns = 0  # the raw lines straight into the compiled batch path
             for chunk in frames.line_chunks():
@@ -384,8 +386,31 @@ def replay(
         while batch := list(islice(iterator, _BATCH_FRAMES)):  # any other source: in batches, in order
             pipeline.process_many([frame for _, frame in batch], [recv_ns for recv_ns, _ in batch])
         return pipeline.stats
-    for recv_ns, frame in paced(frames, speed, clock=clock, sleep=sleep):
-        process(frame, recv_ns)
+    # Paced: the frames already due go to the pipeline as one batch just before each sleep (and every
+    # _BATCH_FRAMES frames), so no frame is published before its time and none waits for a sleep.
+    monotonic_ns = (clock or SystemClock()).monotonic_ns
+    start_ns = first_recv_ns = None
+    due: list[bytes] = []
+    due_recv: list[int] = []
+    for recv_ns, frame in frames:
+        if start_ns is None:
+            start_ns, first_recv_ns = monotonic_ns(), recv_ns
+        else:
+            wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
+            if wait_ns >= _MIN_SLEEP_NS:
+                if due:
+                    pipeline.process_many(due, due_recv)
+                    due, due_recv = [], []
+                    wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
+                if wait_ns >= _MIN_SLEEP_NS:
+                    sleep(wait_ns / 1e9)
+        due.append(frame)
+        due_recv.append(recv_ns)
+        if len(due) >= _BATCH_FRAMES:
+            pipeline.process_many(due, due_recv)
+            due, due_recv = [], []
+    if due:
+        pipeline.process_many(due, due_recv)
     return pipeline.stats
 
 
