@@ -73,6 +73,11 @@ REPLAY_TUNING = {
     # the brain looks for the feed's ring every 0.5 s by default: in a replay it would start up to 0.5 s (~10^5
     # records) behind the feed
     "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.05",
+    # Scheduled training runs on the wall clock, not record time: a run promoted mid-replay would switch the model at
+    # a moment that depends on the machine's speed, and two runs of the same input would not give the same trades.
+    # A replay scores with the model active at its start (TrainNow still works); a caller who sets
+    # AEGIS_TRAINER_INTERVAL_S gives that up, and the report's model_versions shows it.
+    "AEGIS_TRAINER_INTERVAL_S": "0",
 }
 """Brain settings a replay runs with unless the caller sets them (``AEGIS_BRAIN_*`` pass through)."""
 CLEARED = ("DATABASE_URL", "REDIS_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "AEGIS_CONFIG")

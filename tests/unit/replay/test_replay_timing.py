@@ -114,3 +114,15 @@ def test_the_meter_samples_this_process_and_named_ones() -> None:
     used = meter.between(meter.stamps[0], meter.stamps[1])
     assert used is not None and set(used["processes"]) == {"me", "runner"}
     assert used["processes"]["runner"] >= 0.04
+
+
+def test_a_replay_runs_without_scheduled_training_unless_the_caller_asks(tmp_path, monkeypatch) -> None:
+    """Training runs on the wall clock: a promotion mid-replay would make two runs differ (docs/replay.md)."""
+    monkeypatch.delenv("AEGIS_TRAINER_INTERVAL_S", raising=False)
+    env = runner.replay_env(tmp_path, ["BTCUSDT"], tmp_path / "source.hft", "max", seed=7)
+    assert env["AEGIS_TRAINER_INTERVAL_S"] == "0"
+    monkeypatch.setenv("AEGIS_TRAINER_INTERVAL_S", "600")
+    assert (
+        runner.replay_env(tmp_path, ["BTCUSDT"], tmp_path / "source.hft", "max", seed=7)["AEGIS_TRAINER_INTERVAL_S"]
+        == "600"
+    )
