@@ -93,7 +93,7 @@ _Q = 34  # "
 _BACKSLASH = 92
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _match(buf, p, end, lit):
     """Return the position after ``lit`` if ``buf[p:]`` starts with it, else -1."""
     n = lit.shape[0]
@@ -112,7 +112,7 @@ _PLAIN[_BACKSLASH] = 0
 """Bytes a string may hold on the fast path: printable ASCII but the quote and the backslash."""
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _string_end(buf, p, end):
     """``p`` is just after an opening quote: return the closing quote's position, or -1 (escape, control or
     non-ASCII byte, or no closing quote)."""
@@ -123,7 +123,7 @@ def _string_end(buf, p, end):
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _int(buf, p, end):
     """Parse a plain JSON integer at ``p``: return ``(value, next position)``; next is -1 if not plain/too long."""
     neg = False
@@ -156,7 +156,7 @@ def _int(buf, p, end):
     return (-value if neg else value), p
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _decimal(buf, p, end):
     """Parse a decimal string ``"-?D+(.D+)?"`` at ``p`` (on its opening quote) exactly: ``(value, next)``,
     next = -1 when the form or the size is not one whose float() is known exactly."""
@@ -203,7 +203,7 @@ def _decimal(buf, p, end):
     return (-value if neg else value), p + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _bool(buf, p, end):
     """``true`` → (1, next), ``false`` → (0, next), else (0, -1)."""
     if p + 4 <= end and buf[p] == 116 and buf[p + 1] == 114 and buf[p + 2] == 117 and buf[p + 3] == 101:
@@ -220,7 +220,7 @@ def _bool(buf, p, end):
     return 0, -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _pairs(buf, p, end):
     """Skip a depth side ``[["price","qty"],…]`` (strings of plain ASCII only): return the next position or -1."""
     if p >= end or buf[p] != 91:  # [
@@ -246,12 +246,12 @@ def _pairs(buf, p, end):
         p += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _is_digit(x):
     return (np.uint8(x - np.uint8(48)) < np.uint8(10)) | (x == 46)  # a digit or "."
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _depth_side_ok(r, s, e):
     """Whether ``r[s:e]`` is ``[]`` or ``[[S(,S)*](,[S(,S)*])*]`` with S a string of digits and dots: valid JSON.
 
@@ -297,7 +297,7 @@ def _depth_side_ok(r, s, e):
     return bad == 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _depth_sides(buf, v, close):
     """``buf[v:close]`` as ``<bids>,"a":<asks>`` (the last two keys of a depthUpdate, as Binance orders them), both
     sides checked by :func:`_depth_side_ok`: return ``close`` or -1."""
@@ -317,7 +317,7 @@ def _depth_sides(buf, v, close):
     return close
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _symbol(table, lengths, buf, s0, s1):
     """Index of the symbol ``buf[s0:s1]`` in the known-symbol table, or -1."""
     n = s1 - s0
@@ -334,7 +334,7 @@ def _symbol(table, lengths, buf, s0, s1):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def split_lines(buf, newlines, prev_recv, starts, ends, recv):
     """Split ``buf`` into hftbacktest ``<local_ns> <json>`` lines as ``read_hftbacktest`` does.
 
@@ -386,7 +386,7 @@ def split_lines(buf, newlines, prev_recv, starts, ends, recv):
     return n, prev_recv
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_frames(
     buf, starts, ends, recv, now_ms, wall, skew_ms, flags, table, lengths, ring_ids, state,
     out, status, sym_index, sym_start, sym_end, last_recv, first_accept, begin, n_out,
