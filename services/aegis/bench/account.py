@@ -15,8 +15,9 @@ the end. The book is driven in-process (no gRPC), as the service's servicer driv
 
 The tables are ANALYZEd before each timed phase, as autovacuum would in a running system. Every round trip is
 fully persisted (position row, trade row with the features, ledger entries, account row) and committed
-(``synchronous_commit`` as the server has it). Events are not published (no stream listens, which is what the
-service does then too). The event loop is uvloop's when installed, as the service runs it.
+(``synchronous_commit`` as the server has it). Events are not published (no stream listens: the service does not
+build them then either). The event loop is uvloop's when installed, and the garbage collector is set as the service
+sets it (``aegis.virtual_account.service.tune_gc``).
 
 Besides the rates, the report gives the CPU time per round trip of this process and of the PostgreSQL backends
 (read from ``/proc``, when PostgreSQL runs on this host): with 2 cores shared by both, their sum bounds the rate.
@@ -40,6 +41,7 @@ from aegis.storage.postgres import Database, connect_once
 from aegis.virtual_account.batcher import Batcher
 from aegis.virtual_account.book import AccountBook, CloseRequest, OpenRequest
 from aegis.virtual_account.domain import Tick
+from aegis.virtual_account.service import tune_gc
 from aegis.virtual_account.settings import AccountSettings
 
 TARGET_ROUND_TRIPS_PER_S = 10_000
@@ -320,6 +322,7 @@ async def _run(options: argparse.Namespace) -> dict[str, Any]:
         accounts = {"bench-rt": "learning", "bench-rq": "learning", "bench-base": "learning",
                     "bench-checks": "learning", "bench-stmt": "learning"}  # fmt: skip
         book = AccountBook(db, settings, accounts=accounts)
+        tune_gc()  # as the service does at start
         await book.ensure_accounts()
         prices = _Prices()
         symbols = [f"B{i:03d}USDT" for i in range(options.symbols)]
