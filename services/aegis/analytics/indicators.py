@@ -425,6 +425,15 @@ class StreamingIndicators:
                 "high/low/close", f"bar of symbol {row} is not finite ({high}, {low}, {close}); it was not advanced"
             )
 
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """Return the arrays :func:`~aegis.analytics.indicators_kernels.stream_update_one` takes, in its order
+        (state, ring, bars, positions, int params, float params, values; the row and the bar go between the last two).
+
+        For a caller that advances one row at a time in a hot loop and has checked its inputs (finite floats, a row
+        in range): the arrays are updated in place and never replaced, so the tuple stays valid.
+        """
+        return (self._state, self._ring, self.bars, self._positions, self._ip, self._fp, self.values)
+
     def feed(
         self, high: np.ndarray, low: np.ndarray, close: np.ndarray, symbols: np.ndarray | None = None
     ) -> np.ndarray:

@@ -220,6 +220,19 @@ def rank_of(event: Any) -> int:
     return rank
 
 
+_FIXED_RANK: dict[type, int | None] = {}
+"""Per event type: its rank when no instance can carry ``exit`` (a msgspec struct without that field), else None."""
+
+
+def _fixed_rank(cls: type) -> int | None:
+    rank = getattr(cls, "rank", None)
+    fixed = None
+    if issubclass(cls, msgspec.Struct) and "exit" not in cls.__struct_fields__ and type(rank) is int:
+        fixed = rank
+    _FIXED_RANK[cls] = fixed
+    return fixed
+
+
 class EventBus:
     """Publish events without blocking; dispatch them to subscribers most urgent first (see the module doc)."""
 
@@ -227,6 +240,8 @@ class EventBus:
         self._queues: list[deque[Any]] = [deque() for _ in range(RANKS)]
         self._pending_ticks: dict[str, TickUpdate] = {}
         self._handlers: dict[type, list[tuple[Handler, bool]]] = {}
+        self._sync: dict[type, tuple[Handler, ...] | None] = {}
+        """Per event type: its handlers when all are plain functions (dispatched without a coroutine), else None."""
         self._wakeup = asyncio.Event()
         self.published = 0
         self.dispatched = 0
@@ -237,14 +252,17 @@ class EventBus:
     def subscribe(self, event_type: type, handler: Handler) -> None:
         """Call ``handler(event)`` (a function or a coroutine function) for every event of ``event_type``."""
         is_async = inspect.iscoroutinefunction(handler)
-        self._handlers.setdefault(event_type, []).append((handler, is_async))
+        handlers = self._handlers.setdefault(event_type, [])
+        handlers.append((handler, is_async))
+        self._sync[event_type] = None if any(a for _, a in handlers) else tuple(h for h, _ in handlers)
 
     def publish(self, event: Any) -> None:
         """Queue ``event``; never blocks, never drops (ticks of a symbol merge while one is pending)."""
         self.published += 1
-        if type(event) is SignalGenerated:
+        cls = type(event)
+        if cls is SignalGenerated:
             self.signals += 1
-        if type(event) is TickUpdate:
+        if cls is TickUpdate:
             pending = self._pending_ticks.get(event.symbol)
             if pending is not None:
                 self._pending_ticks[event.symbol] = pending.merge(event)
@@ -253,7 +271,8 @@ class EventBus:
             self._pending_ticks[event.symbol] = event
             self._queues[RANK_EXIT].append(event.symbol)  # the symbol holds the place; the tick is looked up
         else:
-            self._queues[rank_of(event)].append(event)
+            rank = _FIXED_RANK[cls] if cls in _FIXED_RANK else _fixed_rank(cls)
+            self._queues[rank_of(event) if rank is None else rank].append(event)
         self._wakeup.set()
 
     @property
@@ -265,12 +284,16 @@ class EventBus:
 
     def next_event(self) -> Any | None:
         """Remove and return the most urgent pending event, or None."""
-        for rank, queue in enumerate(self._queues):
-            if queue:
-                item = queue.popleft()
-                if rank == RANK_EXIT and type(item) is str:
-                    return self._pending_ticks.pop(item)
-                return item
+        orders, exits, signals, analytics = self._queues
+        if orders:
+            return orders.popleft()
+        if exits:
+            item = exits.popleft()
+            return self._pending_ticks.pop(item) if type(item) is str else item
+        if signals:
+            return signals.popleft()
+        if analytics:
+            return analytics.popleft()
         return None
 
     async def dispatch(self, event: Any) -> None:
@@ -289,12 +312,11 @@ class EventBus:
     def dispatch_now(self, event: Any) -> bool:
         """Hand ``event`` to its subscribers if they are all plain functions and return True; else do nothing and
         return False (the caller awaits :meth:`dispatch`). Saves a coroutine per event on the hot path."""
-        handlers = self._handlers.get(type(event), ())
-        for _, is_async in handlers:
-            if is_async:
-                return False
+        handlers = self._sync.get(type(event), ())
+        if handlers is None:
+            return False
         self.dispatched += 1
-        for handler, _ in handlers:
+        for handler in handlers:
             try:
                 handler(event)
             except Exception:

@@ -40,6 +40,7 @@ import msgspec
 import numpy as np
 
 from aegis.analytics.indicators import StreamingIndicators
+from aegis.analytics.indicators_kernels import stream_update_one
 from aegis.analytics.smc_stream import (
     DEFAULT_HORIZON,
     FvgEvent,
@@ -244,6 +245,8 @@ class _IndicatorBank:
         self._buffers: list[memoryview] = []
         """Each block's ``values`` (updated in place, never replaced) as bytes: a row is read with one
         ``struct.unpack_from``, without a NumPy view and list per read (the signal path reads a few rows)."""
+        self._kernel_args: list[tuple[Any, ...]] = []
+        """Each block's arrays in the order of the one-bar kernel's arguments (arrays updated in place)."""
 
     def _locate(self, row: int) -> tuple[StreamingIndicators, int]:
         while row // _BLOCK >= len(self.blocks):
@@ -251,11 +254,19 @@ class _IndicatorBank:
             assert block.values.flags.c_contiguous and block.values.dtype == np.float64
             self.blocks.append(block)
             self._buffers.append(memoryview(block.values).cast("B"))
+            self._kernel_args.append(block.kernel_args())
         return self.blocks[row // _BLOCK], row % _BLOCK
 
     def update(self, row: int, high: float, low: float, close: float) -> None:
-        block, local = self._locate(row)
-        block.update_one(local, high, low, close)
+        if row // _BLOCK >= len(self.blocks):
+            self._locate(row)
+        block = row // _BLOCK
+        # a candle's values are floats: the kernel straight away (what update_one does after its checks)
+        if type(high) is float and type(low) is float and type(close) is float:
+            state, ring, bars, positions, ip, fp, values = self._kernel_args[block]
+            if stream_update_one(state, ring, bars, positions, ip, fp, row % _BLOCK, high, low, close, values):
+                return
+        self.blocks[block].update_one(row % _BLOCK, high, low, close)  # converts, or raises naming the bad value
 
     def reset(self, row: int) -> None:
         block, local = self._locate(row)
