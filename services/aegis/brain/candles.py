@@ -136,12 +136,14 @@ class CandleBook:
         m = np.zeros((ntf, capacity, h, _NM), dtype=np.int8)
         cur = np.full((ntf, capacity), -1, dtype=np.int64)
         fresh = np.ones(capacity, dtype=np.uint8)
+        slot0 = np.zeros(capacity, dtype=np.int64)  # hint: slot of each symbol's newest 1m candle (see the kernel)
         tick_f = np.full((capacity, _NTF_TICK), math.nan, dtype=np.float64)
         tick_i = np.zeros((capacity, _NTI), dtype=np.int64)
         if old:
             t[:, :old], v[:, :old], n[:, :old], m[:, :old] = self.t, self.v, self.n, self.m
             cur[:, :old], fresh[:old], tick_f[:old], tick_i[:old] = self.cur, self.fresh, self.tick_f, self.tick_i
-        self.t, self.v, self.n, self.m, self.cur, self.fresh = t, v, n, m, cur, fresh
+            slot0[:old] = self.slot0
+        self.t, self.v, self.n, self.m, self.cur, self.fresh, self.slot0 = t, v, n, m, cur, fresh, slot0
         self.tick_f, self.tick_i = tick_f, tick_i
         self._capacity = capacity
 
@@ -205,7 +207,7 @@ class CandleBook:
             start, rows = k.process_records(
                 raw, fw, iw, sym, start, self.rest_flag, self.fresh, self.widths, self.t, self.v, self.n, self.m,
                 self.cur, self.counters, self.tf_counts, self.diffs, self.tick_f, self.tick_i, self._out_i,
-                self._out_f,
+                self._out_f, self.slot0,
             )  # fmt: skip
             out += self._closed(rows)
         return out

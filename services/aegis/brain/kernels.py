@@ -422,12 +422,15 @@ def _on_closed_kline(k, s, kt, o, hi, lo, c, vol, quote, taker, count, src, widt
 
 @njit(cache=True)
 def process_records(raw, fw, iw, sym, start, rest_flag, fresh, widths, t, v, n, m, cur, counters, tf_counts, diffs,
-                    tick_f, tick_i, out_i, out_f):  # fmt: skip
+                    tick_f, tick_i, out_i, out_f, slot0):  # fmt: skip
     """Process records ``start..`` of a batch; return (next record index, rows written to ``out_*``).
 
     ``raw`` is the batch as bytes (n, 128), ``fw``/``iw`` the same memory as float64/int64 words (n, 16), ``sym``
     the brain's symbol index of each record. Stops early when ``out_*`` might overflow: call again from the index
-    returned after draining the output.
+    returned after draining the output. ``slot0[s]``: a hint, the slot of symbol ``s``'s newest 1m candle
+    (``cur[0, s]``), kept here; a trade in that candle's minute updates it without the three integer divisions of
+    the slot arithmetic. A stale hint is harmless: the slot is used only when it holds that candle (a candle is
+    only ever stored in its own slot), else the trade takes the full path and the hint is refreshed.
     """
     nrec = raw.shape[0]
     ntf = widths.shape[0]
@@ -459,10 +462,17 @@ def process_records(raw, fw, iw, sym, start, rest_flag, fresh, widths, t, v, n, 
             src = SRC_REPLAY if flags & F_REPLAY else SRC_TRADES
             counters[C_TRADES] += 1
             # the common case inline (a trade in the forming 1m candle): a call with a dozen array arguments
-            # costs more than the update itself
-            ot = trade_ms - trade_ms % w0
-            slot = _slot(ot, w0, h)
-            if ot == cur[0, s] and t[0, s, slot] == ot and m[0, s, slot, M_STATE] == FORMING:
+            # costs more than the update itself. cur[0, s] is aligned to the minute, so trade_ms in
+            # [cur, cur + w0) is the same test as floor(trade_ms / w0) * w0 == cur, without a division
+            current = cur[0, s]
+            slot = slot0[s]
+            if (
+                current >= 0
+                and trade_ms >= current
+                and trade_ms - current < w0
+                and t[0, s, slot] == current
+                and m[0, s, slot, M_STATE] == FORMING
+            ):
                 if price > v[0, s, slot, V_HIGH]:
                     v[0, s, slot, V_HIGH] = price
                 if price < v[0, s, slot, V_LOW]:
@@ -476,6 +486,8 @@ def process_records(raw, fw, iw, sym, start, rest_flag, fresh, widths, t, v, n, 
             else:
                 n_out = _on_trade(s, trade_ms, price, qty, count, taker_buy, src, fresh, widths, t, v, n, m, cur,
                                   counters, tf_counts, out_i, out_f, n_out)  # fmt: skip
+                if cur[0, s] >= 0:
+                    slot0[s] = _slot(cur[0, s], w0, h)
             touched = tick_i[s, TI_TOUCHED]
             if touched & TOUCH_TRADE:
                 if price > tick_f[s, T_HI]:
