@@ -829,11 +829,6 @@ class AccountBook:
         symbols = sorted({requests[i].symbol for i in valid})
 
         async def work(conn: asyncpg.Connection) -> dict[str, _Account]:
-            # Generic plans for this transaction's statements: a custom plan of the positions insert folds each of
-            # its 26 array literals into the plan (parsed and copied there, for plans that cannot differ);
-            # aegis bench account: ~3 µs less PostgreSQL CPU per open. (Not for the closes: their join needs the
-            # custom plan's row counts.)
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             accounts = await self._lock_accounts(conn, names)
             for i in valid:
                 results[i] = None
