@@ -201,6 +201,7 @@ class StreamingSMC:
         self._broken: list[_Mark] = []  # reported, could still be superseded
         self._last_mark_swing = -1
         self._blocks: list[_Block] = []
+        self._block_keys: set[tuple[int, int]] = set()  # (index, direction) of every block in _blocks
         self._crossed: set[int] = set()
         self._pools: list[_Pool] = []
         # Thresholds that let a bar skip the loops over gaps, blocks and pools when it cannot touch any of them
@@ -286,6 +287,7 @@ class StreamingSMC:
         self._pending = [m for m in self._pending if m.swing >= oldest]
         self._broken = [m for m in self._broken if m.swing >= oldest]
         self._blocks = [b for b in self._blocks if b.index >= oldest]
+        self._block_keys = {(b.index, b.direction) for b in self._blocks}
         self._block_limits()
         self._crossed = {i for i in self._crossed if i >= oldest}
         self._next_trim = t + self.horizon
@@ -469,6 +471,7 @@ class StreamingSMC:
                         events.append(self._block_event(t, block, "mitigated"))
                 if removed:
                     events.append(self._block_event(t, block, "removed"))
+                    self._block_keys.discard((block.index, block.direction))
                 else:
                     still.append(block)
             self._blocks = still
@@ -499,7 +502,7 @@ class StreamingSMC:
             extreme = min(part) if direction == 1 else max(part)
             part.reverse()
             best = t - 1 - part.index(extreme)
-        if any(b.index == best and b.direction == direction for b in self._blocks):
+        if (best, direction) in self._block_keys:
             return
         vol = self._volume
         recent = vol[-1] + (vol[-2] if t >= 1 else 0.0)
@@ -509,6 +512,7 @@ class StreamingSMC:
         pct = min(recent, older) / bigger * 100.0 if bigger != 0 else 100.0
         block = _Block(best, direction, highs[best - base], lows[best - base], total, pct)
         self._blocks.append(block)
+        self._block_keys.add((best, direction))
         if direction == 1:
             self._ob_limits[0] = max(self._ob_limits[0], block.bottom)
         else:
