@@ -534,3 +534,16 @@ def test_paced_replay_publishes_due_frames_in_batches_never_early() -> None:
     recv = np.frombuffer(b"".join(sink.records), records.MARKET_RECORD)["recv_time_ns"]  # type: ignore[attr-defined]
     due = start + (recv - frames[0][0]) / 10
     assert np.all(np.array(written_at) >= due - 1_000_000)  # never before its time (1 ms pacing grain)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(frame_lists(), st.integers(-(10**6), 10**6))
+def test_live_clock_batches_match_per_frame(frames: list[tuple[int, bytes]], skew_ms: int) -> None:
+    """recv_clock="monotonic": the future-skew bound comes from the wall clock (read once per kernel run)."""
+    clock = _FakeClock()
+    clock.now_ns = (BASE_MS + skew_ms) * 1_000_000
+    per_frame, batch = _pipelines(recv_clock="monotonic", replay=False, clock=clock)
+    for recv_ns, raw in frames:
+        per_frame.process(raw, recv_ns)
+    batch.process_many([raw for _, raw in frames], [recv_ns for recv_ns, _ in frames])
+    _assert_same(per_frame, batch)
