@@ -1,10 +1,16 @@
 """The one path from a websocket frame to the ring: decode → firewall → ``MARKET_RECORD`` → ring.
 
-The live websocket feed, replay and the benchmark all call :meth:`FramePipeline.process`, so what a replay or a
-benchmark shows is what production does. Per frame it costs one typed msgspec decode, the firewall's checks and one
-``struct.pack_into`` straight into the ring slot (``RingWriter.packed_writer`` with the kind's
+The live websocket feed calls :meth:`FramePipeline.process` per frame; replay and the benchmark call its batch
+methods (below), so what a replay or a benchmark shows is what production does. Per frame, ``process`` costs one
+typed msgspec decode, the firewall's checks and one ``struct.pack_into`` straight into the ring slot
+(``RingWriter.packed_writer`` with the kind's
 ``records.*_FIELDS``: no intermediate ``bytes``); nothing is logged on the accepted path. A sink without
 ``packed_writer`` (the live feed's ``KlineGate``) gets each record as ``bytes`` instead.
+
+Frames that come in bulk (a replay, the benchmark) go through :meth:`FramePipeline.process_lines` or
+:meth:`FramePipeline.process_many` instead: the compiled batch path of ``aegis.feed.fast`` decides the high-rate
+kinds and hands every other frame to :meth:`FramePipeline.process` in its place, with exactly the records,
+counters and firewall state that :meth:`~FramePipeline.process` per frame gives.
 
 Accounting: every frame adds 1 to ``frames_in``; an array frame (``!markPrice@arr``) of *n* elements adds *n* to
 ``events_in`` (any other frame adds 1). Every event is then either published (one ring record) or counted under
