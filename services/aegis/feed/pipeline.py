@@ -3,9 +3,9 @@
 The live websocket feed calls :meth:`FramePipeline.process` per frame; replay and the benchmark call its batch
 methods (below), so what a replay or a benchmark shows is what production does. Per frame, ``process`` costs one
 typed msgspec decode, the firewall's checks and one ``struct.pack_into`` straight into the ring slot
-(``RingWriter.packed_writer`` with the kind's
-``records.*_FIELDS``: no intermediate ``bytes``); nothing is logged on the accepted path. A sink without
-``packed_writer`` (the live feed's ``KlineGate``) gets each record as ``bytes`` instead.
+(``RingWriter.packed_writer`` with the kind's ``records.*_FIELDS``: no intermediate ``bytes``); nothing is logged
+on the accepted path. A sink without ``packed_writer`` (the live feed's ``KlineGate``) gets each record as
+``bytes`` instead.
 
 Frames that come in bulk (a replay, the benchmark) go through :meth:`FramePipeline.process_lines` or
 :meth:`FramePipeline.process_many` instead: the compiled batch path of ``aegis.feed.fast`` decides the high-rate
