@@ -624,15 +624,16 @@ class Strategy:
                 window = self.settings.sweep_window_bars
                 if spent or bar - sweep.bar > window or (c.close - sweep.extreme) * side < 0:
                     del state.sweeps[side]
-        # 3. this candle may itself be a sweep
-        for side in (1, -1):
-            self._detect_sweep(state, c, bar, side, pools.get(side))
         signals = []
         for side, sweep in candidates:
             self.counts["triggers"] += 1
             signal = self._evaluate(state, series, c, bar, side, sweep)
             if signal is not None:
                 signals.append(signal)
+        # 3. this candle may itself be a sweep (after the decision, which reads neither the pending sweeps nor the
+        # taken swings: the signal is not kept waiting behind this candle's own sweep bookkeeping)
+        for side in (1, -1):
+            self._detect_sweep(state, c, bar, side, pools.get(side))
         if len(signals) > 1:  # both sides at once: keep the stronger one
             signals = [max(signals, key=lambda s: (s.confidence, s.side))]
         if not signals:
