@@ -569,14 +569,15 @@ FROM m
 """
 
 
-_CHUNK = 250
-_CHUNKS = 4
+_CHUNK = 125
+_CHUNKS = 8
 
 
 def _chunk_size(n: int) -> int:
     """Rows per write statement for a batch of ``n``: PostgreSQL writes one chunk while Python builds the next
-    (:class:`_Pipeline`). About four chunks: every statement costs PostgreSQL a plan and an executor start, the
-    first chunk's Python work and the last chunk's SQL are not overlapped; at least ``_CHUNK`` rows."""
+    (:class:`_Pipeline`). The first chunk's Python work and the last chunk's SQL are not overlapped, and every
+    statement costs a plan and an executor start: about eight chunks, of at least ``_CHUNK`` rows
+    (``aegis bench account``: faster than four or sixteen, docs/accounts.md "Performance")."""
     return max(_CHUNK, -(-n // _CHUNKS))
 
 
