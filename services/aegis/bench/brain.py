@@ -27,8 +27,9 @@ latency figures. The baseline reads the same timeframes as the strategy (SMC on 
 
 ``ticks_per_second_per_core`` is records per second of one core (the brain is single-threaded), best of
 ``--repeat``; each repetition times ours, then the baseline on the same minutes, so load drifts hit both. After
-the warm-up both sides' long-lived state is frozen out of the cyclic GC (``gc.freeze()``, as the engine does after
-hydration). **Latency**: afterwards, ``--latency-minutes`` more of the timeline go through the ring one record at a
+the warm-up both sides' long-lived state is frozen out of the cyclic GC and the young collection's threshold raised
+(:func:`aegis.brain.engine.settle_gc`, as the engine does after hydration; process-wide, so for both sides).
+**Latency**: afterwards, ``--latency-minutes`` more of the timeline go through the ring one record at a
 time (write, read, process, dispatch), each stamped with ``time.time_ns()`` as its ``recv_time_ns`` when written;
 ``tick_to_signal`` is a signal's ``created_time`` (the strategy's clock: ``time.time_ns()``, microsecond precision)
 minus the receive time of the record that closed its candle; ``tick_to_decision`` is, for every record that closed
@@ -528,7 +529,11 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             # machine's load hits both sides alike
             trigger = _strategy_settings(options.rules).trigger_timeframe
             baseline = Baseline(n, history_bars(timeline, 0, warm), trigger)
-            gc.freeze()  # as the engine does after its warm-up: both sides' long-lived state leaves the GC's scans
+            # as the engine does after its warm-up: both sides' long-lived state leaves the GC's scans, and the young
+            # collection runs every GC_THRESHOLDS[0] net allocations (process-wide: the baseline gets it too)
+            from aegis.brain.engine import settle_gc
+
+            settle_gc()
             ours_rates, base_rates = [], []
             ticks_timed = 0
             closes_timed = 0
@@ -606,5 +611,6 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             "strategy_counts": strategy_stats,
             "ring": {k: consumer_status.get(k) for k in ("records_processed", "records_lost", "records_rejected")},
             "load_average_1min": load,
+            "gc_thresholds": list(gc.get_threshold()),
         },
     }
