@@ -502,26 +502,31 @@ class Strategy:
         return state
 
     def _take(self, c: Candle, *, emit: bool) -> list[Signal]:
-        if c.timeframe not in self._banks:
+        timeframe = c.timeframe
+        bank = self._banks.get(timeframe)
+        if bank is None:
             return []
-        state = self._state(c.symbol)
-        series = state.series[c.timeframe]
-        if c.open_time_ms <= series.last_open_ms:
+        state = self._symbols.get(c.symbol) or self._state(c.symbol)
+        series = state.series[timeframe]
+        open_ms = c.open_time_ms
+        if open_ms <= series.last_open_ms:
             self.counts["stale_ignored"] += 1
             return []
         self.counts["candles"] += 1
-        series.last_open_ms = c.open_time_ms
+        high, low, close = c.high, c.low, c.close
+        series.last_open_ms = open_ms
         series.close_time_ms = c.close_time_ms
-        series.close = c.close
-        series.recent.append((c.open_time_ms, c.open, c.high, c.low, c.close, c.volume, c.taker_buy_volume))
-        self._banks[c.timeframe].update(state.row, c.high, c.low, c.close)
-        if series.smc is None:
+        series.close = close
+        series.recent.append((open_ms, c.open, high, low, close, c.volume, c.taker_buy_volume))
+        bank.update(state.row, high, low, close)
+        smc = series.smc
+        if smc is None:
             return []
-        series.smc_open_ms.append(c.open_time_ms)
-        events = series.smc.update(c.open, c.high, c.low, c.close, c.volume)
+        series.smc_open_ms.append(open_ms)
+        events = smc.update(c.open, high, low, close, c.volume)
         # the decision first; the view GetMarketState reads (zone ids, structure points) is bookkeeping after it
         try:
-            if c.timeframe == STRUCTURE_TIMEFRAME:
+            if timeframe == STRUCTURE_TIMEFRAME:
                 self._structure(state, series, c, events)
                 return []
             return self._trigger(state, series, c, events, emit)
@@ -597,7 +602,7 @@ class Strategy:
         assert series.smc is not None
         bar = series.smc.bars - 1
         known = c.close_time_ms
-        pools: dict[int, float] = {}
+        pools: dict[int, float] | None = None  # made when a pool was swept (rarely)
         for e in events:  # often none
             if isinstance(e, SwingEvent):
                 if e.high_low == 1:
@@ -607,6 +612,8 @@ class Strategy:
                 state.taken[-e.high_low] = False
             elif isinstance(e, LiquidityEvent) and e.action == "swept":
                 # a pool of lows (direction -1) taken is sell-side liquidity: a long setup (+1)
+                if pools is None:
+                    pools = {}
                 side = -e.direction
                 pools[side] = (
                     max(pools.get(side, -math.inf), e.level) if side > 0 else min(pools.get(side, math.inf), e.level)
@@ -633,7 +640,7 @@ class Strategy:
         # 3. this candle may itself be a sweep (after the decision, which reads neither the pending sweeps nor the
         # taken swings: the signal is not kept waiting behind this candle's own sweep bookkeeping)
         for side in (1, -1):
-            self._detect_sweep(state, c, bar, side, pools.get(side))
+            self._detect_sweep(state, c, bar, side, pools.get(side) if pools is not None else None)
         if len(signals) > 1:  # both sides at once: keep the stronger one
             signals = [max(signals, key=lambda s: (s.confidence, s.side))]
         if not signals:

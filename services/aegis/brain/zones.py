@@ -117,9 +117,16 @@ class SmcView:
 
     def apply(self, events: Sequence[SmcEvent], open_ms: OpenTimes) -> None:
         """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``."""
+        active = self._active
         for e in events:
-            if isinstance(e, FvgEvent):
-                self._zone_event(FAIR_VALUE_GAP, e.index, e.direction, e.top, e.bottom, 0.0, e.action, e.bar, open_ms)
+            if isinstance(e, FvgEvent):  # the commonest (formed, or mitigated): _zone_event inline
+                key = (FAIR_VALUE_GAP, e.index, e.direction)
+                if e.action == "formed":
+                    self._add(key, (FAIR_VALUE_GAP, e.direction, e.top, e.bottom, open_ms[e.index], 0.0, None))
+                else:
+                    row = active.pop(key, None)
+                    if row is not None:
+                        self._mitigated.append((*row[:6], open_ms[e.bar]))
             elif isinstance(e, OrderBlockEvent):
                 self._zone_event(ORDER_BLOCK, e.index, e.direction, e.top, e.bottom, e.percentage, e.action, e.bar,
                                  open_ms)  # fmt: skip
@@ -174,7 +181,7 @@ class SmcView:
         active = self._active
         active[key] = row
         if len(active) > self.keep_active:
-            del active[min(active, key=lambda k: active[k][4])]
+            del active[min(active, key=lambda k: active[k][4])]  # the oldest formed (the first of equal ones)
 
     def _drop_structure(self, key: tuple[str, int, int]) -> None:
         kept = [(k, p) for k, p in self._structure if k != key]
