@@ -301,10 +301,12 @@ class StreamingSMC:
             return
         high = self._high[-1 - length]  # bar s
         low = self._low[-1 - length]
-        if high == max(self._window_high):
+        # the window ends at the newest candle: a high below its high (a low above its low) is no extreme, and
+        # the max / min over the window is not needed (most candles)
+        if high >= self._high[-1] and high == max(self._window_high):
             kind = 1
             level = high
-        elif low == min(self._window_low):
+        elif low <= self._low[-1] and low == min(self._window_low):
             kind = -1
             level = low
         else:
