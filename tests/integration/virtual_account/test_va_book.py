@@ -404,7 +404,8 @@ async def test_keys_features_and_money_survive_the_array_literals_exactly(env: E
     features = (0.1, -0.0, 5e-324, 1e300, 1 / 3, float("nan"), float("inf"), -float("inf"))
     requests = [
         opening(env, symbol, key=k, quantity=D("0.123456789012345678"), entry_price=D("60000.000000001"),
-                features=features[: 1 + i % len(features)] if i % 3 else None, feature_schema_version=7,
+                features=(features[: 1 + i % len(features)] if i != 4 else ()) if i % 3 else None,
+                feature_schema_version=7,
                 confidence=0.1 + i, predicted_return_pct=-2.5e-7, model_version=f"m-{k}", decision_id=k)
         for i, k in enumerate(keys)
     ]  # fmt: skip
@@ -459,7 +460,16 @@ async def test_batches_larger_than_a_chunk_write_every_row_once(env: Env) -> Non
     n = 3 * book_module._CHUNK + 17  # chunks of _chunk_size(n): four statements per batch here
     assert book_module._chunk_size(n) < n
     symbol = env.symbol()
-    opened = [await_ok(o) for o in await env.book.open_positions([opening(env, symbol) for _ in range(n)])]
+    # every row its own feature vector (none, empty, lengths 1 to 40): each chunk's flat vector literal is sliced right
+    vectors = [None if i % 7 == 0 else tuple(i + j / 64 for j in range(i % 41)) for i in range(n)]
+    requests = [opening(env, symbol, features=v) for v in vectors]
+    opened = [await_ok(o) for o in await env.book.open_positions(requests)]
+    async with env.db.connection() as conn:
+        stored = {
+            r["idempotency_key"]: r["features"]
+            for r in await conn.fetch("SELECT idempotency_key, features FROM positions WHERE symbol = $1", symbol)
+        }
+    assert [stored[r.idempotency_key] for r in requests] == [None if v is None else list(v) for v in vectors]
     by_request = [CloseRequest(f"close-{i}", env.learning, str(o.position.position_id), price=D("60100"))
                   for i, o in enumerate(opened[: n // 2])]  # fmt: skip
     closed = [await_ok(c) for c in await env.book.close_positions(by_request)]
