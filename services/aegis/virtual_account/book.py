@@ -227,6 +227,9 @@ _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _POSITION_COLUMNS.split(","))
 
 _WORKING_TYPE_OF = {w.value: w for w in WorkingType}
 _REASON_OF = {r.value: r for r in CloseReason}
+# the other way, without the enum's ``value`` descriptor (~0.1 us a call, several per round trip)
+_WORKING_TYPE_TEXT = {w: w.value for w in WorkingType}
+_REASON_TEXT = {r: r.value for r in CloseReason}
 
 
 def _position(row: Mapping[str, Any], mark_price: Decimal | None = None) -> Position:
@@ -403,6 +406,10 @@ class CloseOutcome:
     position: Position
     trade: Trade
     replayed: bool = False
+
+
+_make_open_outcome = _builder(OpenOutcome)
+_make_close_outcome = _builder(CloseOutcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -935,7 +942,7 @@ class AccountBook:
                                 f"({seen.position_id}) of account {r.account!r}"
                             )
                         else:
-                            results[i] = OpenOutcome(seen, replayed=True)
+                            results[i] = _make_open_outcome(seen, True)
                         continue
                     if key in hashes:  # the same key twice in this batch: settled after the batch
                         continue
@@ -955,7 +962,7 @@ class AccountBook:
                     if position.entry_fee:
                         account.post("fee", -position.entry_fee, position.position_id, "entry fee", now)
                     account.event("POSITION_OPENED", now, r.symbol, position)
-                    results[i] = OpenOutcome(position)
+                    results[i] = _make_open_outcome(position)
                     if len(new) - sent >= chunk:  # PostgreSQL writes this chunk while the loop builds the next
                         await self._insert_positions(pipe, new, features, schema_versions, decision_ids, sent, accounts)
                         sent = len(new)
@@ -1085,7 +1092,7 @@ class AccountBook:
                 vectors.append(_float_array(vector)[1:-1])
         await pipe.send(
             _INSERT_POSITIONS,
-            _array([p.position_id for p in chunk]),
+            _uuid_array([p.position_id for p in chunk]),
             _text_array([p.account_id for p in chunk]),
             _text_array([p.idempotency_key for p in chunk]),
             _text_array([p.symbol for p in chunk]),
@@ -1097,8 +1104,8 @@ class AccountBook:
             _array([p.sl_price for p in chunk]),
             _array([p.tp_price for p in chunk]),
             _array([p.liquidation_price for p in chunk]),
-            _text_array([p.working_type.value for p in chunk]),
-            _array([p.signal_id for p in chunk]),
+            _text_array([_WORKING_TYPE_TEXT[p.working_type] for p in chunk]),
+            _uuid_array([p.signal_id for p in chunk]),
             _array([_float(p.confidence) for p in chunk]),
             _array([p.entry_fee for p in chunk]),
             _time_array([p.opened_at for p in chunk]),
@@ -1219,7 +1226,7 @@ class AccountBook:
                 for i, pid in replays.items():
                     position, trade = written[pid]
                     assert position is not None
-                    results[i] = CloseOutcome(position, trade, replayed=i not in first)
+                    results[i] = _make_close_outcome(position, trade, i not in first)
                 await self._write_accounts(pipe, accounts.values())
             finally:
                 await pipe.settle()
@@ -1251,8 +1258,8 @@ class AccountBook:
             if liquidated:
                 account.post("liquidation", rt.gross_pnl, p.position_id, "LIQUIDATED", closed_at)
             else:  # one row: the price PnL and the exit fee (LedgerEntry.fee)
-                account.post("realised_pnl", rt.gross_pnl - exit_fee, p.position_id, c.exit.reason.value, closed_at,
-                             -exit_fee)  # fmt: skip
+                account.post("realised_pnl", rt.gross_pnl - exit_fee, p.position_id, _REASON_TEXT[c.exit.reason],
+                             closed_at, -exit_fee)  # fmt: skip
             account.trade_count += 1
             if rt.net_pnl > 0:
                 account.win_count += 1
@@ -1275,7 +1282,7 @@ class AccountBook:
                           p.feature_schema_version)  # fmt: skip
             account.event("LIQUIDATION" if liquidated else "POSITION_CLOSED", closed_at, p.symbol, trade)
             out[p.position_id] = (closed, trade)
-            rows.append((p.position_id, closed_at, c.exit.price, c.exit.reason.value, exit_fee, rt, c.funding,
+            rows.append((p.position_id, closed_at, c.exit.price, _REASON_TEXT[c.exit.reason], exit_fee, rt, c.funding,
                          c.key, c.request_hash, trade_id))  # fmt: skip
             if len(rows) >= chunk:  # PostgreSQL writes this chunk while the loop builds the next
                 await self._send_closes(pipe, rows, accounts)
@@ -1298,7 +1305,7 @@ class AccountBook:
             _array([r[6] for r in rows]),
             _text_array([r[7] for r in rows]),
             _text_array([r[8] for r in rows]),
-            _array([r[9] for r in rows]),
+            _uuid_array([r[9] for r in rows]),
             _array([r[5].fees for r in rows]),
             _array([r[5].roi_margin_pct for r in rows]),
             _array([r[5].roi_price_pct for r in rows]),
@@ -1670,7 +1677,7 @@ def _ledger_arrays(accounts: Iterable[_Account]) -> tuple[str, ...]:
         _text_array([e.kind for e in entries]),
         _array([e.amount for e in entries]),
         _array([e.balance_after for e in entries]),
-        _array([e.position_id for e in entries]),
+        _uuid_array([e.position_id for e in entries]),
         _text_array([e.reference for e in entries]),
         _time_array([e.created_at for e in entries]),
         _array([e.fee for e in entries]),
@@ -1680,6 +1687,12 @@ def _ledger_arrays(accounts: Iterable[_Account]) -> tuple[str, ...]:
 def _array(values: Iterable[Any]) -> str:
     """PostgreSQL array literal of numbers or UUIDs: ``str`` of each (exact for Decimal), None as NULL."""
     return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+
+
+def _uuid_array(values: Iterable[uuid.UUID | None]) -> str:
+    """PostgreSQL array literal of UUIDs as 32 hex digits (which ``uuid_in`` reads), None as NULL: a quarter of
+    ``str(UUID)``'s cost (four per round trip)."""
+    return "{" + ",".join(["NULL" if v is None else "%032x" % v.int for v in values]) + "}"  # noqa: UP031 (fastest)
 
 
 def _text_array(values: Iterable[str | None]) -> str:

@@ -23,6 +23,8 @@ def _values(cls: type) -> list[object]:
         (book.Position, book._make_position),
         (book.Trade, book._make_trade),
         (book.LedgerEntry, book._make_ledger_entry),
+        (book.OpenOutcome, book._make_open_outcome),
+        (book.CloseOutcome, book._make_close_outcome),
     ],
 )
 def test_builder_builds_what_the_dataclass_builds(cls: type, build: object) -> None:
@@ -39,7 +41,7 @@ def test_builder_builds_what_the_dataclass_builds(cls: type, build: object) -> N
     names = [f.name for f in dataclasses.fields(cls)]
     assert build(**dict(zip(names, values, strict=True))) == expected  # type: ignore[operator]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        built.account_id = "other"
+        setattr(built, names[0], "other")
     # a different value in any one field makes a different object
     for i in range(len(values)):
         changed = list(values)
@@ -70,3 +72,11 @@ def test_builder_refuses_what_it_cannot_build() -> None:
         book._builder(NoSlots)
     with pytest.raises(TypeError, match="default factories"):
         book._builder(Factory)
+
+
+def test_uuid_array_spells_each_uuid_as_its_hex_digits() -> None:
+    ids = [uuid.uuid4(), None, uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]
+    text = book._uuid_array(ids)
+    assert text == "{" + ",".join("NULL" if u is None else u.hex for u in ids) + "}"
+    assert [None if t == "NULL" else uuid.UUID(t) for t in text[1:-1].split(",")] == ids
+    assert book._uuid_array([]) == "{}"
