@@ -223,6 +223,7 @@ _POSITION_COLUMNS = (
     "close_idempotency_key, close_request_hash, updated_at"
 )
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _POSITION_COLUMNS.split(","))
+_POSITION_COLUMN_COUNT = len(_POSITION_COLUMNS.split(","))
 
 
 _WORKING_TYPE_OF = {w.value: w for w in WorkingType}
@@ -249,6 +250,23 @@ def _position(row: Mapping[str, Any], mark_price: Decimal | None = None) -> Posi
         g("funding_from"), g("model_version"), g("predicted_return_pct"), g("feature_schema_version"), g("exit_fee"),
         g("gross_pnl"), g("realised_pnl"), g("close_idempotency_key"), g("close_request_hash"), g("updated_at"),
         row.get("mark_price", mark_price),
+    )  # fmt: skip
+
+
+def _position_row(row: asyncpg.Record, mark_price: Decimal | None = None) -> Position:
+    """:func:`_position` of a record whose first columns are ``_POSITION_COLUMNS`` in their order (the book's hot
+    reads: the positions a price update or a ClosePosition closes), unpacked at once instead of read by name
+    (~2 us less a row)."""
+    (position_id, account_id, idempotency_key, symbol, side, status, quantity, entry_price, leverage, margin, sl, tp,
+     liquidation, working_type, signal_id, confidence, entry_fee, funding, opened_at, closed_at, exit_price, reason,
+     request_hash, margin_type, mmr, cum, funding_from, model_version, predicted, schema_version, exit_fee, gross,
+     realised, close_key, close_hash, updated_at) = tuple(row)[:_POSITION_COLUMN_COUNT]  # fmt: skip
+    return _make_position(
+        position_id, account_id, idempotency_key, symbol, _SIDE_OF[side], status, quantity, entry_price, int(leverage),
+        margin, sl, tp, liquidation, _WORKING_TYPE_OF[working_type], signal_id, confidence, entry_fee, funding,
+        opened_at, closed_at, exit_price, _REASON_OF[reason] if reason else None, request_hash, margin_type,
+        mmr or d.ZERO, cum or d.ZERO, funding_from, model_version, predicted, schema_version, exit_fee, gross,
+        realised, close_key, close_hash, updated_at, mark_price,
     )  # fmt: skip
 
 
@@ -1171,7 +1189,7 @@ class AccountBook:
                 "LEFT JOIN account_prices ap ON ap.symbol = p.symbol WHERE p.position_id = ANY($1::uuid[])",
                 ids,
             )
-            targets = {r["position_id"]: (_position(r), r["last_price"]) for r in rows}
+            targets = {r["position_id"]: (_position_row(r, r["mark_price"]), r["last_price"]) for r in rows}
             closes: list[_Close] = []
             replays: dict[int, uuid.UUID] = {}
             first: set[int] = set()
@@ -1382,7 +1400,7 @@ class AccountBook:
                     "AND status = 'OPEN' ORDER BY position_id",
                     candidate_ids,
                 ):
-                    open_by_symbol[r["symbol"]].append(_position(r))
+                    open_by_symbol[r["symbol"]].append(_position_row(r))
             closes: list[_Close] = []
             funding_paid: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
             payments = 0

@@ -529,3 +529,43 @@ def await_ok(outcome):  # type: ignore[no-untyped-def]
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+async def test_positions_unpacked_from_the_hot_reads_equal_those_read_by_name(env: Env) -> None:
+    """``_position_row`` (the close and price-update reads) builds what ``_position`` builds, open and closed."""
+    symbol = env.symbol()
+    await env.book.apply_price_updates([tick(symbol, 1, "60000", mark="60001")])  # a mark price to read
+    opened = [
+        await_ok(o)
+        for o in await env.book.open_positions(
+            [
+                opening(
+                    env,
+                    symbol,
+                    side=side,
+                    signal_id=str(uuid.uuid4()),
+                    model_version="m",
+                    features=(0.5,),
+                    stop_loss_price=None,
+                    take_profit_price=None,
+                )
+                for side in (LONG, SHORT)
+            ]
+        )
+    ]
+    await one(
+        env.book.close_positions(
+            [CloseRequest("c-row", env.learning, str(opened[0].position.position_id), price=D("60100"))]
+        )
+    )
+    async with env.db.connection() as conn:
+        rows = await conn.fetch(
+            f"SELECT {book_module._P_COLUMNS}, ap.last_price, ap.mark_price FROM positions p "
+            "LEFT JOIN account_prices ap ON ap.symbol = p.symbol WHERE p.symbol = $1",
+            symbol,
+        )
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"OPEN", "CLOSED"}
+    assert {r["mark_price"] for r in rows} == {D("60001")}
+    for r in rows:
+        assert book_module._position_row(r, r["mark_price"]) == book_module._position(r)
+        assert book_module._position_row(r) == dataclasses.replace(book_module._position(r), mark_price=None)
