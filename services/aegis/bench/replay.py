@@ -7,9 +7,10 @@ the same market again).
 
 * ``ours`` — ``aegis replay`` (:mod:`aegis.replay.runner`) at ``--speed max``: all six services as processes on
   embedded PostgreSQL and Redis; the feed decodes the raw frames (trade, aggTrade and bookTicker in batches by
-  :mod:`aegis.feed.fast`, anything else per frame with msgspec), validates them and publishes to the ring; the brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in
-  windows of ``--window-ms`` of record time (one ApplyPriceUpdates call, one PostgreSQL transaction each) and
-  executes signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary, see
+  :mod:`aegis.feed.fast`, anything else per frame with msgspec), validates them and publishes to the ring; the
+  brain builds candles on five timeframes, runs the strategy, pushes prices to virtual-account in windows of
+  ``--window-ms`` of record time (one ApplyPriceUpdates call, one PostgreSQL transaction each) and executes
+  signals through risk and virtual-account. Timed (``replay_timed_s`` of the summary, see
   :func:`aegis.replay.runner.replay_timing`): from the moment the feed, started and with its ring open, begins
   reading the file (its status's ``replay_started_ns``) to the end of the work, taken from the services' own
   wall-clock stamps — the later of the feed's ``replay_finished_ns`` (last frame published) and the brain's
