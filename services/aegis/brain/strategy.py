@@ -282,23 +282,19 @@ class _OpenTimes:
     """Open time (ms) of each candle a series' SMC detector was given, by bar index; bounded like the detector.
 
     The newest ``2 * DEFAULT_HORIZON`` are kept. An older bar (only a liquidity pool's first swing can be that
-    old) gets the open time extrapolated from the oldest kept one at one candle width per bar. ``before_forget``
-    (the series' lazy SMC view's ``fold``) runs before bars are forgotten, so what it reads later never changes.
+    old) gets the open time extrapolated from the oldest kept one at one candle width per bar.
     """
 
-    __slots__ = ("base", "before_forget", "times", "width")
+    __slots__ = ("base", "times", "width")
 
-    def __init__(self, width: int, before_forget: Callable[[], None] | None = None) -> None:
+    def __init__(self, width: int) -> None:
         self.base = 0
         self.times = array("q")
         self.width = width
-        self.before_forget = before_forget
 
     def append(self, open_ms: int) -> None:
         self.times.append(open_ms)
         if len(self.times) > 2 * DEFAULT_HORIZON:
-            if self.before_forget is not None:
-                self.before_forget()
             del self.times[:DEFAULT_HORIZON]
             self.base += DEFAULT_HORIZON
 
@@ -334,10 +330,9 @@ class _Series:
         self.close_time_ms = -1
         self.close = math.nan
         self.smc = smc
-        # open time of each candle the SMC detector was given, by bar (the lazy view folds before it forgets bars)
-        self.smc_open_ms = _OpenTimes(self.width, view.fold if view is not None else None)
+        self.smc_open_ms = _OpenTimes(self.width)  # open time of each candle the SMC detector was given, by bar
         self.view = view
-        """Zones and structure for GetMarketState (kept from the detector's events, folded when asked)."""
+        """Zones and structure for GetMarketState (kept from the detector's events)."""
 
 
 @dataclass(slots=True)

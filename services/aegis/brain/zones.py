@@ -89,39 +89,22 @@ _ZoneRow = tuple[str, int, float, float, int, float, int | None]
 
 
 class SmcView:
-    """Zones and structure of one symbol on one timeframe (see the module doc).
+    """Zones and structure of one symbol on one timeframe (see the module doc)."""
 
-    The view is lazy: :meth:`apply` only keeps a candle's events (a list append on the strategy's path); they are
-    folded into the zones and structure when :meth:`zones` or :meth:`structure` asks, when ``keep_pending`` candles'
-    events are waiting (memory stays bounded), or when the series' open-time table is about to forget old bars
-    (:meth:`fold` runs first, so every time is the one the eager view would have read). What the view returns is
-    exactly what folding every candle's events at once gave (tested on the real klines).
-    """
-
-    __slots__ = ("_active", "_mitigated", "_open_ms", "_pending", "_structure", "keep_active", "keep_pending", "prefix")
+    __slots__ = ("_active", "_mitigated", "_structure", "keep_active", "prefix")
 
     def __init__(
-        self,
-        prefix: str,
-        *,
-        keep_active: int = 128,
-        keep_mitigated: int = 64,
-        keep_structure: int = 32,
-        keep_pending: int = 32,
+        self, prefix: str, *, keep_active: int = 128, keep_mitigated: int = 64, keep_structure: int = 32
     ) -> None:
         self.prefix = prefix
         self.keep_active = keep_active
         """Active zones kept at most (the oldest go first: a zone price never came back to stays active)."""
-        self.keep_pending = keep_pending
-        """Candles whose events may wait unfolded (bounds the memory of a view nobody reads)."""
         self._active: dict[tuple[str, int, int], _ZoneRow] = {}
         self._mitigated: deque[_ZoneRow] = deque(maxlen=keep_mitigated)
         # (key, (kind, direction, level, event_time_ms, confirmed_time_ms)): a StructurePoint when asked
         self._structure: deque[tuple[tuple[str, int, int], tuple[str, int, float, int, int]]] = deque(
             maxlen=keep_structure
         )
-        self._pending: list[Sequence[SmcEvent]] = []
-        self._open_ms: OpenTimes | None = None
 
     def _zone_id(self, kind: str, formed_ms: int, direction: int) -> str:
         return f"{self.prefix}:{kind}:{formed_ms}:{'bull' if direction > 0 else 'bear'}"
@@ -133,95 +116,72 @@ class SmcView:
         )
 
     def apply(self, events: Sequence[SmcEvent], open_ms: OpenTimes) -> None:
-        """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``.
+        """Take the events one candle produced; ``open_ms[i]`` is the open time of the detector's bar ``i``."""
+        active = self._active
+        for e in events:
+            if isinstance(e, FvgEvent):  # the commonest (formed, or mitigated): _zone_event inline
+                key = (FAIR_VALUE_GAP, e.index, e.direction)
+                if e.action == "formed":
+                    self._add(key, (FAIR_VALUE_GAP, e.direction, e.top, e.bottom, open_ms[e.index], 0.0, None))
+                else:
+                    row = active.pop(key, None)
+                    if row is not None:
+                        self._mitigated.append((*row[:6], open_ms[e.bar]))
+            elif isinstance(e, OrderBlockEvent):
+                self._zone_event(ORDER_BLOCK, e.index, e.direction, e.top, e.bottom, e.percentage, e.action, e.bar,
+                                 open_ms)  # fmt: skip
+            elif isinstance(e, LiquidityEvent):
+                direction = e.direction  # the package's convention: +1 a pool of highs, -1 a pool of lows
+                key = (LIQUIDITY_POOL, e.index, direction)
+                formed = open_ms[e.index]
+                if e.action == "swept":
+                    self._active.pop(key, None)
+                    self._mitigated.append(
+                        (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), open_ms[e.bar])
+                    )
+                else:
+                    self._add(key, (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), None))
+            elif isinstance(e, SwingEvent):
+                if e.replaces is not None:
+                    self._drop_structure(("SWING", e.replaces, e.high_low))
+                kind = "SWING_HIGH" if e.high_low == 1 else "SWING_LOW"
+                self._structure.append(
+                    (("SWING", e.index, e.high_low), (kind, e.high_low, e.level, open_ms[e.index], open_ms[e.bar]))
+                )
+            elif isinstance(e, StructureEvent):
+                key = (e.kind, e.index, e.direction)
+                if e.action == "superseded":
+                    self._drop_structure(key)
+                else:
+                    self._structure.append(
+                        (key, (e.kind, e.direction, e.level, open_ms[e.index], open_ms[e.broken_index]))
+                    )
 
-        ``open_ms`` must keep answering for the bars of waiting events until :meth:`fold` (the strategy's table
-        calls it before it forgets bars); the events are read when folded, so they must not change meanwhile.
-        """
-        if open_ms is not self._open_ms:
-            self.fold()
-            self._open_ms = open_ms
-        pending = self._pending
-        pending.append(events)
-        if len(pending) >= self.keep_pending:
-            self.fold()
-
-    def fold(self) -> None:
-        """Fold the waiting events into the zones and structure, in the order they came."""
-        pending = self._pending
-        if not pending:
+    def _zone_event(
+        self,
+        kind: str,
+        index: int,
+        direction: int,
+        top: float,
+        bottom: float,
+        strength: float,
+        action: str,
+        bar: int,
+        open_ms: OpenTimes,
+    ) -> None:
+        key = (kind, index, direction)
+        if action == "formed":
+            self._add(key, (kind, direction, top, bottom, open_ms[index], strength, None))
             return
-        self._pending = []
-        open_ms = self._open_ms
-        assert open_ms is not None
-        active = self._active
-        keep_active = self.keep_active
-        mitigated = self._mitigated
-        structure = self._structure
-        for events in pending:
-            for e in events:
-                cls = type(e)
-                if cls is FvgEvent:  # the commonest (formed, or mitigated)
-                    key = (FAIR_VALUE_GAP, e.index, e.direction)
-                    if e.action == "formed":
-                        active[key] = (FAIR_VALUE_GAP, e.direction, e.top, e.bottom, open_ms[e.index], 0.0, None)
-                        if len(active) > keep_active:
-                            self._evict()
-                    else:
-                        row = active.pop(key, None)
-                        if row is not None:
-                            mitigated.append((row[0], row[1], row[2], row[3], row[4], row[5], open_ms[e.bar]))
-                elif cls is OrderBlockEvent:
-                    key = (ORDER_BLOCK, e.index, e.direction)
-                    action = e.action
-                    if action == "formed":
-                        active[key] = (ORDER_BLOCK, e.direction, e.top, e.bottom, open_ms[e.index], e.percentage, None)
-                        if len(active) > keep_active:
-                            self._evict()
-                    else:
-                        # 'removed' (a breaker crossed back) only ends an already mitigated one
-                        row = active.pop(key, None)
-                        if action == "mitigated" and row is not None:
-                            mitigated.append((row[0], row[1], row[2], row[3], row[4], row[5], open_ms[e.bar]))
-                elif cls is SwingEvent:
-                    if e.replaces is not None:
-                        self._drop_structure(("SWING", e.replaces, e.high_low))
-                        structure = self._structure
-                    high_low = e.high_low
-                    structure.append(
-                        (
-                            ("SWING", e.index, high_low),
-                            ("SWING_HIGH" if high_low == 1 else "SWING_LOW", high_low, e.level, open_ms[e.index],
-                             open_ms[e.bar]),
-                        )
-                    )  # fmt: skip
-                elif cls is LiquidityEvent:
-                    direction = e.direction  # the package's convention: +1 a pool of highs, -1 a pool of lows
-                    key = (LIQUIDITY_POOL, e.index, direction)
-                    formed = open_ms[e.index]
-                    if e.action == "swept":
-                        active.pop(key, None)
-                        mitigated.append(
-                            (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), open_ms[e.bar])
-                        )
-                    else:
-                        active[key] = (LIQUIDITY_POOL, direction, e.level, e.level, formed, float(e.members), None)
-                        if len(active) > keep_active:
-                            self._evict()
-                elif cls is StructureEvent:
-                    key = (e.kind, e.index, e.direction)
-                    if e.action == "superseded":
-                        self._drop_structure(key)
-                        structure = self._structure
-                    else:
-                        structure.append(
-                            (key, (e.kind, e.direction, e.level, open_ms[e.index], open_ms[e.broken_index]))
-                        )
+        row = self._active.pop(key, None)  # 'removed' (a breaker crossed back) only ends an already mitigated one
+        if action == "mitigated" and row is not None:
+            self._mitigated.append((*row[:6], open_ms[bar]))
 
-    def _evict(self) -> None:
-        """Drop the oldest formed active zone (the first of equal ones)."""
+    def _add(self, key: tuple[str, int, int], row: _ZoneRow) -> None:
         active = self._active
-        del active[min(active, key=lambda k: active[k][4])]
+        active[key] = row
+        if len(active) > self.keep_active:
+            del active[min(active, key=lambda k: active[k][4])]  # the oldest formed (the first of equal ones)
 
     def _drop_structure(self, key: tuple[str, int, int]) -> None:
         kept = [(k, p) for k, p in self._structure if k != key]
@@ -230,7 +190,6 @@ class SmcView:
 
     def zones(self, mitigated_since_ms: int | None = None) -> list[SmcZone]:
         """Return the active zones, plus those mitigated at or after ``mitigated_since_ms`` (None: none), by age."""
-        self.fold()
         rows = list(self._active.values())
         if mitigated_since_ms is not None:
             rows += [r for r in self._mitigated if r[6] is not None and r[6] >= mitigated_since_ms]
@@ -238,6 +197,5 @@ class SmcView:
 
     def structure(self) -> list[StructurePoint]:
         """Return the latest swings and breaks, newest first (by the time they became known)."""
-        self.fold()
         points = [StructurePoint(*p) for _, p in self._structure]
         return sorted(points, key=lambda p: (p.confirmed_time_ms, p.event_time_ms), reverse=True)
