@@ -33,6 +33,23 @@ GRPC_SERVICE = {
 }
 """The aegis.v1 service each process serves."""
 
+
+class ListSink:
+    """A ring stand-in for the feed's pipeline (a ``RecordSink``): keeps each record as ``bytes``, numbers symbols
+    in the order they are added. It has no ``write_batch``, so a pipeline over it takes the per-frame path only."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+        self._symbols: dict[str, int] = {}
+
+    def add_symbol(self, name: str) -> int:
+        return self._symbols.setdefault(name, len(self._symbols))
+
+    def write_bytes(self, record: bytes) -> int:
+        self.records.append(bytes(record))
+        return len(self.records)
+
+
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 

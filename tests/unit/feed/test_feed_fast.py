@@ -23,6 +23,7 @@ from aegis.feed import fast
 from aegis.feed.firewall import MIN_EXCHANGE_TIME_MS, Firewall
 from aegis.feed.pipeline import FramePipeline
 from aegis.feed.replay import HftbacktestRecording, read_hftbacktest, replay, replay_file
+from aegis.testing import ListSink as FrameSink
 
 
 def _binance_data() -> Path:
@@ -35,21 +36,6 @@ HFT = _binance_data() / "hftbacktest" / "examples" / "usdm"
 RECORDINGS = sorted(HFT.glob("*.gz")) if HFT.is_dir() else []
 needs_data = pytest.mark.skipif(not RECORDINGS, reason="shared hftbacktest recordings not present")
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-class FrameSink:
-    """Keeps records as bytes; no ``write_batch``, so a pipeline over it takes the per-frame path only."""
-
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-        self._symbols: dict[str, int] = {}
-
-    def add_symbol(self, name: str) -> int:
-        return self._symbols.setdefault(name, len(self._symbols))
-
-    def write_bytes(self, record: bytes) -> int:
-        self.records.append(bytes(record))
-        return len(self.records)
 
 
 class BatchSink(FrameSink):

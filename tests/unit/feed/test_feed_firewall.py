@@ -28,6 +28,7 @@ from aegis.feed.firewall import (
 )
 from aegis.feed.pipeline import FramePipeline
 from aegis.feed.replay import read_cryptofeed, read_hftbacktest
+from aegis.testing import ListSink
 
 
 def _binance_data() -> Path:
@@ -38,19 +39,6 @@ def _binance_data() -> Path:
 
 DATA = _binance_data()
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared Binance fixtures not present")
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-        self._symbols: dict[str, int] = {}
-
-    def add_symbol(self, name: str) -> int:
-        return self._symbols.setdefault(name, len(self._symbols))
-
-    def write_bytes(self, record: bytes) -> int:
-        self.records.append(bytes(record))
-        return len(self.records)
 
 
 class FakeClock:

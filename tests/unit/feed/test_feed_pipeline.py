@@ -15,6 +15,7 @@ from aegis.core import records, ring
 from aegis.feed.firewall import REASONS, check_records
 from aegis.feed.pipeline import FramePipeline
 from aegis.feed.replay import read_cryptofeed, read_hftbacktest, symbols_in
+from aegis.testing import ListSink
 
 
 def _binance_data() -> Path:
@@ -31,21 +32,6 @@ CRYPTOFEED = (
 )
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared Binance fixtures not present")
-
-
-class ListSink:
-    """A ring stand-in that keeps the records it is given."""
-
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-        self._symbols: dict[str, int] = {}
-
-    def add_symbol(self, name: str) -> int:
-        return self._symbols.setdefault(name, len(self._symbols))
-
-    def write_bytes(self, record: bytes) -> int:
-        self.records.append(bytes(record))
-        return len(self.records)
 
 
 @pytest.fixture

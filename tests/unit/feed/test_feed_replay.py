@@ -26,6 +26,7 @@ from aegis.feed.replay import (
     replay_file,
     symbols_in,
 )
+from aegis.testing import ListSink
 
 
 def _binance_data() -> Path:
@@ -39,19 +40,6 @@ HFT_BTC = DATA / "hftbacktest" / "examples" / "usdm" / "btcusdt_20240808.gz"
 CRYPTOFEED = DATA / "cryptofeed" / "sample_data" / "BINANCE_FUTURES.ws.1.0"
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared Binance fixtures not present")
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[bytes] = []
-        self._symbols: dict[str, int] = {}
-
-    def add_symbol(self, name: str) -> int:
-        return self._symbols.setdefault(name, len(self._symbols))
-
-    def write_bytes(self, record: bytes) -> int:
-        self.records.append(bytes(record))
-        return len(self.records)
 
 
 class FakeClock:
