@@ -316,6 +316,25 @@ def parse_speed(speed: Speed) -> float | None:
     return value
 
 
+class _Pace:
+    """The recorded spacing divided by ``factor``, on ``clock``'s monotonic time: how long a frame must still wait."""
+
+    __slots__ = ("_factor", "_first_recv_ns", "_monotonic_ns", "_start_ns")
+
+    def __init__(self, factor: float, clock: Clock | None) -> None:
+        self._factor = factor
+        self._monotonic_ns = (clock or SystemClock()).monotonic_ns
+        self._start_ns: int | None = None
+        self._first_recv_ns = 0
+
+    def wait_ns(self, recv_ns: int) -> float:
+        """Nanoseconds until the frame received at ``recv_ns`` is due (the first frame sets the origin: 0)."""
+        if self._start_ns is None:
+            self._start_ns, self._first_recv_ns = self._monotonic_ns(), recv_ns
+            return 0.0
+        return self._start_ns + (recv_ns - self._first_recv_ns) / self._factor - self._monotonic_ns()
+
+
 def paced(
     frames: Iterable[Frame],
     speed: Speed = None,
@@ -328,15 +347,11 @@ def paced(
     if factor is None:
         yield from frames
         return
-    monotonic_ns = (clock or SystemClock()).monotonic_ns
-    start_ns = first_recv_ns = None
+    pace = _Pace(factor, clock)
     for recv_ns, frame in frames:
-        if start_ns is None:
-            start_ns, first_recv_ns = monotonic_ns(), recv_ns
-        else:
-            wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
-            if wait_ns >= _MIN_SLEEP_NS:
-                sleep(wait_ns / 1e9)
+        wait_ns = pace.wait_ns(recv_ns)
+        if wait_ns >= _MIN_SLEEP_NS:
+            sleep(wait_ns / 1e9)
         yield recv_ns, frame
 
 
@@ -349,16 +364,12 @@ async def paced_async(
 ) -> AsyncIterator[Frame]:
     """:func:`paced` for asyncio (e.g. a simulator serving frames over a websocket)."""
     factor = parse_speed(speed)
-    monotonic_ns = (clock or SystemClock()).monotonic_ns
-    start_ns = first_recv_ns = None
+    pace = None if factor is None else _Pace(factor, clock)
     for recv_ns, frame in frames:
-        if factor is not None:
-            if start_ns is None:
-                start_ns, first_recv_ns = monotonic_ns(), recv_ns
-            else:
-                wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
-                if wait_ns >= _MIN_SLEEP_NS:
-                    await sleep(wait_ns / 1e9)
+        if pace is not None:
+            wait_ns = pace.wait_ns(recv_ns)
+            if wait_ns >= _MIN_SLEEP_NS:
+                await sleep(wait_ns / 1e9)
         yield recv_ns, frame
 
 
@@ -388,22 +399,18 @@ def replay(
         return pipeline.stats
     # Paced: the frames already due go to the pipeline as one batch just before each sleep (and every
     # _BATCH_FRAMES frames), so no frame is published before its time and none waits for a sleep.
-    monotonic_ns = (clock or SystemClock()).monotonic_ns
-    start_ns = first_recv_ns = None
+    pace = _Pace(factor, clock)
     due: list[bytes] = []
     due_recv: list[int] = []
     for recv_ns, frame in frames:
-        if start_ns is None:
-            start_ns, first_recv_ns = monotonic_ns(), recv_ns
-        else:
-            wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
+        wait_ns = pace.wait_ns(recv_ns)
+        if wait_ns >= _MIN_SLEEP_NS:
+            if due:
+                pipeline.process_many(due, due_recv)
+                due, due_recv = [], []
+                wait_ns = pace.wait_ns(recv_ns)
             if wait_ns >= _MIN_SLEEP_NS:
-                if due:
-                    pipeline.process_many(due, due_recv)
-                    due, due_recv = [], []
-                    wait_ns = start_ns + (recv_ns - first_recv_ns) / factor - monotonic_ns()  # type: ignore[operator]
-                if wait_ns >= _MIN_SLEEP_NS:
-                    sleep(wait_ns / 1e9)
+                sleep(wait_ns / 1e9)
         due.append(frame)
         due_recv.append(recv_ns)
         if len(due) >= _BATCH_FRAMES:
