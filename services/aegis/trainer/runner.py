@@ -47,6 +47,8 @@ log = logging.getLogger("aegis.trainer")
 
 Clock = Callable[[], dt.datetime]
 MAX_SEED = 2**63 - 1
+MAX_REASON_LENGTH = 500
+"""Longest ``reason`` a training run records."""
 """Seeds are stored in a bigint column."""
 
 
@@ -101,6 +103,10 @@ class Trainer:
         """
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise ValidationError("seed", f"must be from 0 to {MAX_SEED}, got {seed}")
+        if "\x00" in reason:  # PostgreSQL text cannot hold it: refused whether or not a run would start
+            raise ValidationError("reason", "must not contain a NUL character")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise ValidationError("reason", f"is longer than {MAX_REASON_LENGTH} characters")
         async with self._start_lock:
             if self.running:
                 return self._run_id or "", True
