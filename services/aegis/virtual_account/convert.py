@@ -97,8 +97,15 @@ def symbol_field(field: str, value: str) -> str:
     return symbol
 
 
+def text_field(field: str, value: str) -> str:
+    """``value`` stripped; refused when it holds a NUL character, which PostgreSQL text cannot store."""
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain a NUL character")
+    return value.strip()
+
+
 def key_field(value: str) -> str:
-    key = value.strip()
+    key = text_field("idempotency_key", value)
     if not key:
         raise ValidationError("idempotency_key", "is required (a client-chosen unique string)")
     if len(key) > MAX_KEY_LENGTH:
@@ -107,7 +114,7 @@ def key_field(value: str) -> str:
 
 
 def account_field(value: str, field: str = "account") -> str:
-    name = value.strip()
+    name = text_field(field, value)
     if not name:
         raise ValidationError(field, "must name an account, e.g. 'paper'")
     return name
@@ -169,10 +176,10 @@ def open_request_from_pb(request: va_pb.OpenPositionRequest) -> OpenRequest:
         signal_id=signal_id,
         confidence=confidence,
         predicted_return_pct=predicted,
-        model_version=request.model_version.strip(),
+        model_version=text_field("model_version", request.model_version),
         feature_schema_version=schema_version,
         features=features,
-        decision_id=request.decision_id.strip(),
+        decision_id=text_field("decision_id", request.decision_id),
     )
 
 

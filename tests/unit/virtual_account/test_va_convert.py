@@ -55,7 +55,11 @@ def test_a_good_open_request_is_parsed() -> None:
         ({"stop_loss_price": "Infinity"}, "stop_loss_price"),
         ({"take_profit_price": "abc"}, "take_profit_price"),
         ({"idempotency_key": " "}, "idempotency_key"),
+        ({"idempotency_key": "k\x001"}, "idempotency_key"),  # PostgreSQL text cannot hold NUL
         ({"account": ""}, "account"),
+        ({"account": "paper\x00"}, "account"),
+        ({"model_version": "m\x00"}, "model_version"),
+        ({"decision_id": "\x00"}, "decision_id"),
         ({"symbol": "BTC/USDT"}, "symbol"),
         ({"side": common_pb.POSITION_SIDE_UNSPECIFIED}, "side"),
         ({"leverage": 0}, "leverage"),
