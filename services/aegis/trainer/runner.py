@@ -49,6 +49,16 @@ Clock = Callable[[], dt.datetime]
 MAX_SEED = 2**63 - 1
 MAX_REASON_LENGTH = 500
 """Longest ``reason`` a training run records."""
+
+
+def _check_text(field: str, value: str) -> None:
+    """Refuse text PostgreSQL cannot store (a NUL character) or longer than :data:`MAX_REASON_LENGTH`."""
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain a NUL character")
+    if len(value) > MAX_REASON_LENGTH:
+        raise ValidationError(field, f"is longer than {MAX_REASON_LENGTH} characters")
+
+
 """Seeds are stored in a bigint column."""
 
 
@@ -103,10 +113,7 @@ class Trainer:
         """
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise ValidationError("seed", f"must be from 0 to {MAX_SEED}, got {seed}")
-        if "\x00" in reason:  # PostgreSQL text cannot hold it: refused whether or not a run would start
-            raise ValidationError("reason", "must not contain a NUL character")
-        if len(reason) > MAX_REASON_LENGTH:
-            raise ValidationError("reason", f"is longer than {MAX_REASON_LENGTH} characters")
+        _check_text("reason", reason)  # refused whether or not a run would start
         async with self._start_lock:
             if self.running:
                 return self._run_id or "", True
@@ -358,6 +365,8 @@ class Trainer:
 
         if not version:
             raise ValidationError("version", "is required")
+        _check_text("version", version)
+        _check_text("reason", reason)
         async with self._db.connection() as conn:
             model = await repo.get_model(conn, version)
             try:

@@ -163,6 +163,7 @@ async def test_activate_model_rolls_back_and_lists_page(stub: trainer_grpc.Train
         ("TrainNow", trainer_pb.TrainNowRequest(seed=2**63), grpc.StatusCode.INVALID_ARGUMENT),
         ("TrainNow", trainer_pb.TrainNowRequest(reason="  \x00  "), grpc.StatusCode.INVALID_ARGUMENT),
         ("TrainNow", trainer_pb.TrainNowRequest(reason="x" * 501), grpc.StatusCode.INVALID_ARGUMENT),
+        ("ActivateModel", trainer_pb.ActivateModelRequest(version="v\x00"), grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
 async def test_bad_requests_get_the_status_code_that_says_why(
