@@ -46,7 +46,7 @@ from aegis.storage.migrate import migrate
 from aegis.storage.postgres import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_tracing import LOOSE, SYMBOL, kline_records, stamped
+from test_tracing import SYMBOL, execution_env, kline_records, loose_signals, stamped
 
 EXCHANGE_INFO = "binance/alphadogs_coinbase_python/futures_exchange_info.json"
 TIERS = "binance/freqtrade/freqtrade/exchange/binance_leverage_tiers.json"
@@ -88,30 +88,17 @@ async def test_kill_9_of_the_brain_loses_and_doubles_no_position(
         await db.close()
         ring_path = tmp_path / "shm" / "shard-0.ring"
         va_port, risk_port = testing.free_port(), testing.free_port()
-        env = {
-            "DATABASE_URL": dsn,
-            "REDIS_URL": redis_url,
-            "AEGIS_HOME": str(tmp_path / "home"),
-            "AEGIS_SYMBOLS": SYMBOL,
-            "AEGIS_RING_PATH": str(ring_path),
-            "AEGIS_VIRTUAL_ACCOUNT_ADDRESS": f"127.0.0.1:{va_port}",
-            "AEGIS_RISK_ADDRESS": f"127.0.0.1:{risk_port}",
-            "AEGIS_RISK_FETCH_RULES": "false",
-            "AEGIS_RISK_MAX_OPEN_NOTIONAL_MULTIPLE": "0",  # learning takes every signal of the month
-            "AEGIS_METRICS_ENABLED": "false",
-        }
-        brain_env = {
-            **env,
-            **LOOSE,
-            "AEGIS_BRAIN_STALE_CANDLE_S": "0",  # recorded klines are days old: emit their signals all the same
-            # a signal's created time is its candle's close (2025-06 here): resume the recorded month's signals too
-            "AEGIS_BRAIN_RESUME_WINDOW_S": "1000000000",
-            "AEGIS_BRAIN_HYDRATE_CANDLES": "50",
-            "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.1",
-            "AEGIS_BRAIN_STATUS_INTERVAL_S": "0.2",
-            "AEGIS_BRAIN_QUIET_CLOSE_S": "0",
-            "AEGIS_BRAIN_PRICE_PUSH_MS": "50",
-        }
+        env, brain_env = execution_env(
+            dsn,
+            redis_url,
+            tmp_path,
+            ring_path,
+            va_port,
+            risk_port,
+            AEGIS_RISK_MAX_OPEN_NOTIONAL_MULTIPLE="0",  # learning takes every signal of the month
+        )
+        # a signal's created time is its candle's close (2025-06 here): resume the recorded month's signals too
+        brain_env["AEGIS_BRAIN_RESUME_WINDOW_S"] = "1000000000"
         procs["virtual_account"] = testing.ServiceProcess(
             "virtual_account", env, port=va_port, log_dir=tmp_path
         ).start()
@@ -239,18 +226,7 @@ async def test_kill_9_of_the_brain_loses_and_doubles_no_position(
 def offline_signals(records: list[bytes]) -> dict[str, int]:
     """The signals the strategy makes on ``records`` under the loose rules, computed without the brain: their ids
     and the open times of their candles."""
-    from aegis import config
-    from aegis.brain.candles import CandleBook
-    from aegis.brain.strategy import Strategy
-
-    book = CandleBook(history=64, symbol_capacity=1)
-    book.symbol_index(SYMBOL)
-    batch = np.frombuffer(b"".join(records), dtype=rec.MARKET_RECORD).copy()
-    strategy = Strategy(config.load(LOOSE).strategy)
-    out = {}
-    for event in book.process(batch, np.zeros(len(batch), dtype=np.int64)):
-        out |= {s.signal_id: s.candle_open_time_ms for s in strategy.on_candle_closed(event)}
-    return out
+    return {s.signal_id: s.candle_open_time_ms for s in loose_signals(records)}
 
 
 def _open_times(records: list[bytes]) -> list[int]:

@@ -55,6 +55,37 @@ EXCHANGE_INFO = "binance/alphadogs_coinbase_python/futures_exchange_info.json"
 TIERS = "binance/freqtrade/freqtrade/exchange/binance_leverage_tiers.json"
 
 
+def execution_env(
+    dsn: str, redis_url: str, tmp_path: Path, ring_path: Path, va_port: int, risk_port: int, **extra: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a virtual-account + risk + brain trio on this run's databases (``extra`` added to all
+    three), and the brain's: the loose rules over replayed klines, short intervals. Never the real exchange."""
+    env = {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_url,
+        "AEGIS_HOME": str(tmp_path / "home"),
+        "AEGIS_SYMBOLS": SYMBOL,
+        "AEGIS_RING_PATH": str(ring_path),
+        "AEGIS_BINANCE_REST_URL": "http://127.0.0.1:9",
+        "AEGIS_VIRTUAL_ACCOUNT_ADDRESS": f"127.0.0.1:{va_port}",
+        "AEGIS_RISK_ADDRESS": f"127.0.0.1:{risk_port}",
+        "AEGIS_RISK_FETCH_RULES": "false",
+        "AEGIS_METRICS_ENABLED": "false",
+        **extra,
+    }
+    brain_env = {
+        **env,
+        **LOOSE,
+        "AEGIS_BRAIN_STALE_CANDLE_S": "0",  # recorded klines are days old: emit their signals all the same
+        "AEGIS_BRAIN_HYDRATE_CANDLES": "50",
+        "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.1",
+        "AEGIS_BRAIN_STATUS_INTERVAL_S": "0.2",
+        "AEGIS_BRAIN_QUIET_CLOSE_S": "0",
+        "AEGIS_BRAIN_PRICE_PUSH_MS": "50",
+    }
+    return env, brain_env
+
+
 @dataclass(frozen=True)
 class Span:
     service: str
@@ -117,8 +148,8 @@ def kline_records(shared_data: Path, last: int) -> list[bytes]:
     return out
 
 
-def signal_klines(records: list[bytes]) -> list[int]:
-    """The klines (indexes) whose close makes a signal under the loose rules, computed here without the brain."""
+def loose_signals(records: list[bytes]) -> list[Any]:
+    """The signals the strategy makes on ``records`` under the loose rules, in order, computed without the brain."""
     from aegis import config
     from aegis.brain.candles import CandleBook
     from aegis.brain.strategy import Strategy
@@ -130,8 +161,13 @@ def signal_klines(records: list[bytes]) -> list[int]:
     signals = []
     for event in book.process(batch, np.zeros(len(batch), dtype=np.int64)):
         signals += strategy.on_candle_closed(event)
+    return signals
+
+
+def signal_klines(records: list[bytes]) -> list[int]:
+    """The klines (indexes) whose close makes a signal under the loose rules, computed here without the brain."""
     opens = [int(np.frombuffer(r, dtype=rec.MARKET_RECORD)["event_time_ms"][0]) - MIN for r in records[2::3]]
-    return [opens.index(s.candle_open_time_ms) for s in signals]
+    return [opens.index(s.candle_open_time_ms) for s in loose_signals(records)]
 
 
 def stamped(record: bytes) -> bytes:
@@ -191,32 +227,18 @@ def test_a_signal_is_one_trace_across_brain_risk_and_virtual_account_and_its_lat
     dsn = prepare_database(admin_dsn, shared_data)
     ring_path = tmp_path / "shm" / "shard-0.ring"
     va_port, risk_port, brain_metrics = testing.free_port(), testing.free_port(), testing.free_port()
-    env = {
-        "DATABASE_URL": dsn,
-        "REDIS_URL": redis_url,
-        "AEGIS_HOME": str(tmp_path / "home"),
-        "AEGIS_SYMBOLS": SYMBOL,
-        "AEGIS_RING_PATH": str(ring_path),
-        "AEGIS_VIRTUAL_ACCOUNT_ADDRESS": f"127.0.0.1:{va_port}",
-        "AEGIS_RISK_ADDRESS": f"127.0.0.1:{risk_port}",
-        "AEGIS_RISK_FETCH_RULES": "false",
-        "AEGIS_METRICS_ENABLED": "false",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    brain_env = {
-        **env,
-        "AEGIS_METRICS_ENABLED": "true",
-        "AEGIS_METRICS_PORT": str(brain_metrics),
-        **LOOSE,
-        "AEGIS_BRAIN_STALE_CANDLE_S": "0",  # recorded klines are days old: emit their signals all the same
-        "AEGIS_BRAIN_HYDRATE_CANDLES": "50",
-        "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.1",
-        "AEGIS_BRAIN_STATUS_INTERVAL_S": "0.2",
-        "AEGIS_BRAIN_QUIET_CLOSE_S": "0",
-        "AEGIS_BRAIN_PRICE_PUSH_MS": "50",
-    }
+    env, brain_env = execution_env(
+        dsn,
+        redis_url,
+        tmp_path,
+        ring_path,
+        va_port,
+        risk_port,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    brain_env.update(AEGIS_METRICS_ENABLED="true", AEGIS_METRICS_PORT=str(brain_metrics))
     records = kline_records(shared_data, LAST_KLINE)
     triggers = signal_klines(records)
     assert len(triggers) == 3, triggers

@@ -26,10 +26,9 @@ import asyncpg
 import numpy as np
 import redis.asyncio
 
-from aegis import config, testing
-from aegis.brain.candles import CandleBook
+from aegis import testing
 from aegis.brain.signals import SignalWriter
-from aegis.brain.strategy import Signal, Strategy
+from aegis.brain.strategy import Signal
 from aegis.core import records as rec
 from aegis.core import ring
 from aegis.risk.testing import store_rules_files
@@ -38,28 +37,16 @@ from aegis.storage.migrate import migrate
 from aegis.storage.postgres import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_tracing import EXCHANGE_INFO, LOOSE, SYMBOL, TIERS, kline_records, stamped
+from test_tracing import EXCHANGE_INFO, SYMBOL, TIERS, execution_env, kline_records, loose_signals, stamped
 
 LAST_KLINE = 3450  # the loose rules find signals at klines 2047, 3423 and 3443
-
-
-def offline_signals(records: list[bytes]) -> list[Signal]:
-    """The signals the strategy makes on ``records`` under the loose rules, in order (what a brain would store)."""
-    book = CandleBook(history=64, symbol_capacity=1)
-    book.symbol_index(SYMBOL)
-    batch = np.frombuffer(b"".join(records), dtype=rec.MARKET_RECORD).copy()
-    strategy = Strategy(config.load(LOOSE).strategy)
-    out: list[Signal] = []
-    for event in book.process(batch, np.zeros(len(batch), dtype=np.int64)):
-        out.extend(strategy.on_candle_closed(event))
-    return out
 
 
 async def test_stored_signal_without_a_position_is_executed_once_at_start(
     admin_dsn: str, redis_url: str, shared_data: Path, tmp_path: Path
 ) -> None:
     records = kline_records(shared_data, LAST_KLINE)
-    signals = offline_signals(records)
+    signals = loose_signals(records)
     assert len(signals) >= 2, signals
     a, b = signals[0], signals[1]
     opens = (np.frombuffer(b"".join(records[2::3]), dtype=rec.MARKET_RECORD)["event_time_ms"] - 60_000).tolist()
@@ -78,30 +65,9 @@ async def test_stored_signal_without_a_position_is_executed_once_at_start(
         writer = ring.create(ring_path, rec.MARKET_RECORD, 1 << 16, layout_name=rec.MARKET_RECORD_LAYOUT)
         assert writer.add_symbol(SYMBOL) == 0
         va_port, risk_port = testing.free_port(), testing.free_port()
-        env = {
-            "DATABASE_URL": dsn,
-            "REDIS_URL": redis_url,
-            "AEGIS_HOME": str(tmp_path / "home"),
-            "AEGIS_SYMBOLS": SYMBOL,
-            "AEGIS_RING_PATH": str(ring_path),
-            "AEGIS_BINANCE_REST_URL": "http://127.0.0.1:9",  # never the real exchange
-            "AEGIS_VIRTUAL_ACCOUNT_ADDRESS": f"127.0.0.1:{va_port}",
-            "AEGIS_RISK_ADDRESS": f"127.0.0.1:{risk_port}",
-            "AEGIS_RISK_FETCH_RULES": "false",
-            "AEGIS_METRICS_ENABLED": "false",
-        }
-        brain_env = {
-            **env,
-            **LOOSE,
-            "AEGIS_BRAIN_STALE_CANDLE_S": "0",
-            "AEGIS_BRAIN_HYDRATE_CANDLES": "50",
-            "AEGIS_BRAIN_ATTACH_INTERVAL_S": "0.1",
-            "AEGIS_BRAIN_STATUS_INTERVAL_S": "0.2",
-            "AEGIS_BRAIN_QUIET_CLOSE_S": "0",
-            "AEGIS_BRAIN_PRICE_PUSH_MS": "50",
-            # a signal's created time is its candle's close (2025-06): the window must reach back that far
-            "AEGIS_BRAIN_RESUME_WINDOW_S": "1000000000",
-        }
+        env, brain_env = execution_env(dsn, redis_url, tmp_path, ring_path, va_port, risk_port)
+        # a signal's created time is its candle's close (2025-06): the window must reach back that far
+        brain_env["AEGIS_BRAIN_RESUME_WINDOW_S"] = "1000000000"
         procs["virtual_account"] = testing.ServiceProcess(
             "virtual_account", env, port=va_port, log_dir=tmp_path
         ).start()
