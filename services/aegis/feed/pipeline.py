@@ -20,7 +20,7 @@ exactly one firewall reason, so ``published + rejected == events_in`` always hol
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -68,7 +68,22 @@ from aegis.feed.firewall import (
     parse_funding_rate,
 )
 
-__all__ = ["FramePipeline", "PipelineStats", "RecordSink", "record_writer"]
+__all__ = ["FramePipeline", "PipelineStats", "RecordSink", "hftbacktest_frames", "record_writer"]
+
+
+def hftbacktest_frames(lines: Iterable[bytes], recv_ns: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Split hftbacktest ``<local_ns> <json>`` lines into ``(recv_ns, frame)``: empty lines skipped, a line without
+    a numeric stamp is a frame received at the previous line's time (``recv_ns`` before the first)."""
+    for raw in lines:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            continue
+        stamp, _, frame = line.partition(b" ")
+        if frame and stamp.isdigit():
+            recv_ns = int(stamp, 10)  # (with the base given, int() of bytes is a third faster)
+            yield recv_ns, frame
+        else:
+            yield recv_ns, line
 
 
 class RecordSink(Protocol):
@@ -228,16 +243,8 @@ class FramePipeline:
         # a stamp beyond int64 (or a sink without write_batch): the reader's own splitting, frame by frame
         process = self.process
         recv_ns = prev_recv_ns
-        for raw in bytes(data).split(b"\n"):
-            line = raw.rstrip(b"\r\n")
-            if not line:
-                continue
-            stamp, _, frame = line.partition(b" ")
-            if frame and stamp.isdigit():
-                recv_ns = int(stamp, 10)
-                process(frame, recv_ns)
-            else:
-                process(line, recv_ns)
+        for recv_ns, frame in hftbacktest_frames(bytes(data).split(b"\n"), prev_recv_ns):
+            process(frame, recv_ns)
         return recv_ns
 
     def process_many(self, frames: Sequence[bytes], recv_times: Sequence[int]) -> None:

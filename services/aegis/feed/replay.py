@@ -44,7 +44,7 @@ import msgspec
 
 from aegis.feed.decode import Rejected, decode_frame
 from aegis.feed.firewall import Clock, SystemClock
-from aegis.feed.pipeline import FramePipeline, PipelineStats, RecordSink
+from aegis.feed.pipeline import FramePipeline, PipelineStats, RecordSink, hftbacktest_frames
 
 __all__ = [
     "Format",
@@ -126,20 +126,8 @@ class HftbacktestRecording(Iterator[Frame]):
         return self._frames is not None
 
     def _read(self) -> Iterator[Frame]:
-        # Reading, splitting and stripping happen in this one generator (not in a line generator under it): a
-        # replay reads a million lines.
-        recv_ns = 0
         with _open(self.path) as f:
-            for line in f:
-                line = line.rstrip(b"\r\n")
-                if not line:
-                    continue
-                stamp, _, frame = line.partition(b" ")
-                if frame and stamp.isdigit():
-                    recv_ns = int(stamp, 10)  # (with the base given, int() of bytes is a third faster)
-                    yield recv_ns, frame
-                else:
-                    yield recv_ns, line
+            yield from hftbacktest_frames(f)
 
     def line_chunks(self, chunk_bytes: int | None = None) -> Iterator[bytes]:
         """Yield the file's bytes (gunzipped) in chunks of whole lines of about ``chunk_bytes`` each."""
