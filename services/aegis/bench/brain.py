@@ -244,6 +244,7 @@ class Ours:
             if made:
                 self.hub.publish_all(made)
                 self.signals.extend(made)
+            self.strategy.settle()  # the trigger candle's bookkeeping, once its signals are out (as the engine)
 
         self.bus.subscribe(CandleClosed, on_candle)
         self.consumer = RingConsumer(

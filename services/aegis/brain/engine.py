@@ -330,6 +330,7 @@ class BrainEngine:
                 now_ns = self.clock.time_ns() if recv_ns > WALL_CLOCK_NS else self.clock.monotonic_ns()
                 for _ in signals:
                     observability.observe_since(observability.tick_to_signal(), recv_ns, now_ns=now_ns)
+        self.strategy.settle()  # the trigger candle's SMC bookkeeping, now that its signals are out
 
     async def run(self) -> None:
         """Run the consumer, the bus, the writers, hydration, execution and status until cancelled."""

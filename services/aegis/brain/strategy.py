@@ -20,6 +20,12 @@ Determinism: the strategy reads nothing but the closed candles it is given, in o
 is injected for ``created_time_ns``; signal ids are derived from the symbol, timeframe, candle and side), so the
 same candles give the same signals live and in replay. :meth:`Strategy.on_candle_closed` is the only entry point
 that emits; :meth:`Strategy.warm_up` replays stored history through the very same path without emitting.
+
+Latency: a trigger candle's decision reads only what was known before that candle's SMC update (the pending
+sweeps, the 15m structure and zones, the indicators), so :meth:`Strategy.on_candle_closed` decides and returns
+the signals first; the candle's own bookkeeping (the detector's update, the swings it confirms, the candle's own
+sweep, the market-state view) is :meth:`Strategy.settle`, which the caller runs once the signals are published
+and every other entry point runs first. The signals are the same as with the bookkeeping first (tested).
 """
 
 from __future__ import annotations
@@ -402,6 +408,8 @@ class Strategy:
         """With ``record_inputs``: the feature inputs of every signal made, by signal id (tests, leakage checks)."""
         self._banks = {tf: _IndicatorBank() for tf in self.timeframes}
         self._symbols: dict[str, _SymbolState] = {}
+        self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
+        """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
         self.counts: dict[str, int] = dict.fromkeys(
             (
                 "candles",
@@ -433,6 +441,7 @@ class Strategy:
         first close is what a trader saw at that time) and counted, as are candles not newer than the last one
         of their series. With ``emit=False`` the candle moves the state exactly as usual but no signal comes out
         (the brain does that for live candles that closed long ago, e.g. re-read from the ring after a restart).
+        Call :meth:`settle` once the signals are out (the next call does it otherwise).
         """
         if event.corrected:
             self.counts["corrections_ignored"] += 1
@@ -446,6 +455,7 @@ class Strategy:
         them in), so the state afterwards — indicators, SMC, pending sweeps, cooldown — is what a run that had
         seen those candles live would hold. Return how many candles were taken.
         """
+        self.settle()
         self._symbols.pop(symbol, None)
         ordered = sorted(
             (c for c in candles if c.symbol == symbol and c.closed and c.timeframe in self.timeframes),
@@ -457,10 +467,12 @@ class Strategy:
             before = self.counts["stale_ignored"]
             self._take(candle, emit=False)
             taken += self.counts["stale_ignored"] == before
+        self.settle()
         return taken
 
     def indicator_snapshot(self, symbol: str, timeframe: str) -> feat.IndicatorSnapshot | None:
         """Return the indicator values of ``symbol`` on ``timeframe`` after its last closed candle, or None."""
+        self.settle()
         state = self._symbols.get(symbol)
         if state is None or timeframe not in self._banks or timeframe not in state.series:
             return None
@@ -471,11 +483,13 @@ class Strategy:
 
         Detectors run on the structure timeframe (15m) and the trigger timeframe only.
         """
+        self.settle()
         state = self._symbols.get(symbol)
         series = state.series.get(timeframe) if state is not None else None
         return series.view if series is not None else None
 
     def stats(self) -> dict[str, Any]:
+        self.settle()
         return {**self.counts, "symbols": len(self._symbols)}
 
     # -- the path every candle takes -------------------------------------------------------------------------
@@ -502,6 +516,8 @@ class Strategy:
         return state
 
     def _take(self, c: Candle, *, emit: bool) -> list[Signal]:
+        if self._deferred is not None:
+            self.settle()
         timeframe = c.timeframe
         bank = self._banks.get(timeframe)
         if bank is None:
@@ -512,24 +528,52 @@ class Strategy:
         if open_ms <= series.last_open_ms:
             self.counts["stale_ignored"] += 1
             return []
-        self.counts["candles"] += 1
         high, low, close = c.high, c.low, c.close
+        smc = series.smc
+        if smc is not None and not math.isfinite(c.open + high + low + close + c.volume):
+            smc.update(c.open, high, low, close, c.volume)  # raises, naming the value, before any state moves
+        self.counts["candles"] += 1
         series.last_open_ms = open_ms
         series.close_time_ms = c.close_time_ms
         series.close = close
         series.recent.append((open_ms, c.open, high, low, close, c.volume, c.taker_buy_volume))
         bank.update(state.row, high, low, close)
-        smc = series.smc
         if smc is None:
             return []
-        series.smc_open_ms.append(open_ms)
-        events = smc.update(c.open, high, low, close, c.volume)
-        # the decision first; the view GetMarketState reads (zone ids, structure points) is bookkeeping after it
-        try:
-            if timeframe == STRUCTURE_TIMEFRAME:
+        if timeframe == STRUCTURE_TIMEFRAME:
+            series.smc_open_ms.append(open_ms)
+            events = smc.update(c.open, high, low, close, c.volume)
+            try:
                 self._structure(state, series, c, events)
-                return []
-            return self._trigger(state, series, c, events, emit)
+            finally:
+                if events and series.view is not None:
+                    series.view.apply(events, series.smc_open_ms)
+            return []
+        # The trigger candle: the decision reads only what was known before this candle's SMC update (pending
+        # sweeps, the structure, indicators), so it comes first; the detector's update, the swings it confirms, this
+        # candle's own sweep and the view are this candle's bookkeeping, done by settle() once the signals are out.
+        bar = smc.bars
+        self._deferred = (state, series, c, bar)
+        return self._decide(state, series, c, bar, emit)
+
+    def settle(self) -> None:
+        """Finish the last trigger candle's bookkeeping (its SMC update, swings, sweep and view); idempotent.
+
+        :meth:`on_candle_closed` returns a trigger candle's signals before this work, so the caller can publish
+        them first and then call it; every other entry point (the next candle, warm-up, the market-state reads,
+        ``stats``) settles first, so nothing ever reads a half-updated state.
+        """
+        deferred = self._deferred
+        if deferred is None:
+            return
+        self._deferred = None
+        state, series, c, bar = deferred
+        smc = series.smc
+        assert smc is not None
+        series.smc_open_ms.append(c.open_time_ms)
+        events = smc.update(c.open, c.high, c.low, c.close, c.volume)
+        try:
+            self._trigger_bookkeeping(state, c, bar, events)
         finally:
             if events and series.view is not None:
                 series.view.apply(events, series.smc_open_ms)
@@ -595,12 +639,47 @@ class Strategy:
             confirmed_ms=max(z.confirmed_ms for z in hits),
         )
 
-    def _trigger(
-        self, state: _SymbolState, series: _Series, c: Candle, events: list[SmcEvent], emit: bool
-    ) -> list[Signal]:
-        """Advance the sweep-then-CHOCH machine of the trigger timeframe by one candle."""
-        assert series.smc is not None
-        bar = series.smc.bars - 1
+    def _decide(self, state: _SymbolState, series: _Series, c: Candle, bar: int, emit: bool) -> list[Signal]:
+        """Advance the sweep-then-CHOCH machine of the trigger timeframe by candle ``bar``: the signals it makes."""
+        if not state.sweeps:
+            return []
+        candidates = []
+        # 1. a CHOCH completes a pending sweep
+        for side, sweep in sorted(state.sweeps.items(), reverse=True):
+            if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
+                candidates.append((side, sweep))
+        # 2. a sweep expires, fails (a close beyond its extreme) or is spent
+        for side, sweep in list(state.sweeps.items()):
+            spent = any(side == s for s, _ in candidates)
+            window = self.settings.sweep_window_bars
+            if spent or bar - sweep.bar > window or (c.close - sweep.extreme) * side < 0:
+                del state.sweeps[side]
+        signals = []
+        for side, sweep in candidates:
+            self.counts["triggers"] += 1
+            signal = self._evaluate(state, series, c, bar, side, sweep)
+            if signal is not None:
+                signals.append(signal)
+        if len(signals) > 1:  # both sides at once: keep the stronger one
+            signals = [max(signals, key=lambda s: (s.confidence, s.side))]
+        if not signals:
+            return []
+        state.last_signal_ms = c.close_time_ms  # a signal withheld during warm-up still starts a cooldown
+        if not emit:
+            return []
+        self.counts["signals"] += 1
+        return signals
+
+    def _trigger_bookkeeping(self, state: _SymbolState, c: Candle, bar: int, events: list[SmcEvent]) -> None:
+        """After the decision on trigger candle ``bar``: the swings and swept pools it confirmed, its own sweep."""
+        pools = self._confirmations(state, c, events)
+        # this candle may itself be a sweep (read by the next candles' decisions)
+        for side in (1, -1):
+            self._detect_sweep(state, c, bar, side, pools.get(side) if pools is not None else None)
+
+    @staticmethod
+    def _confirmations(state: _SymbolState, c: Candle, events: list[SmcEvent]) -> dict[int, float] | None:
+        """Take the trigger candle's new swings; return the levels of the pools it swept by side (None: none)."""
         known = c.close_time_ms
         pools: dict[int, float] | None = None  # made when a pool was swept (rarely)
         for e in events:  # often none
@@ -618,38 +697,7 @@ class Strategy:
                 pools[side] = (
                     max(pools.get(side, -math.inf), e.level) if side > 0 else min(pools.get(side, math.inf), e.level)
                 )
-
-        candidates = []
-        if state.sweeps:
-            # 1. a CHOCH completes a pending sweep
-            for side, sweep in sorted(state.sweeps.items(), reverse=True):
-                if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
-                    candidates.append((side, sweep))
-            # 2. a sweep expires, fails (a close beyond its extreme) or is spent
-            for side, sweep in list(state.sweeps.items()):
-                spent = any(side == s for s, _ in candidates)
-                window = self.settings.sweep_window_bars
-                if spent or bar - sweep.bar > window or (c.close - sweep.extreme) * side < 0:
-                    del state.sweeps[side]
-        signals = []
-        for side, sweep in candidates:
-            self.counts["triggers"] += 1
-            signal = self._evaluate(state, series, c, bar, side, sweep)
-            if signal is not None:
-                signals.append(signal)
-        # 3. this candle may itself be a sweep (after the decision, which reads neither the pending sweeps nor the
-        # taken swings: the signal is not kept waiting behind this candle's own sweep bookkeeping)
-        for side in (1, -1):
-            self._detect_sweep(state, c, bar, side, pools.get(side) if pools is not None else None)
-        if len(signals) > 1:  # both sides at once: keep the stronger one
-            signals = [max(signals, key=lambda s: (s.confidence, s.side))]
-        if not signals:
-            return []
-        state.last_signal_ms = c.close_time_ms  # a signal withheld during warm-up still starts a cooldown
-        if not emit:
-            return []
-        self.counts["signals"] += 1
-        return signals
+        return pools
 
     def _detect_sweep(self, state: _SymbolState, c: Candle, bar: int, side: int, pool_level: float | None) -> None:
         swing = state.swing_low if side > 0 else state.swing_high
@@ -692,8 +740,10 @@ class Strategy:
             values=self._banks[series.timeframe].values(state.row),
         )
 
-    def _inputs(self, state: _SymbolState, side: int, sweep: feat.Sweep, plan: TradePlan) -> feat.FeatureInputs:
-        """Return the feature inputs now (after the symbol's last closed trigger candle) for a setup."""
+    def _inputs(
+        self, state: _SymbolState, side: int, sweep: feat.Sweep, plan: TradePlan, bar: int
+    ) -> feat.FeatureInputs:
+        """Return the feature inputs now (after the symbol's last closed trigger candle, ``bar``) for a setup."""
         trigger = state.series[self.trigger_timeframe]
         daily = state.series[BIAS_TIMEFRAME]
         return feat.FeatureInputs(
@@ -710,7 +760,7 @@ class Strategy:
             ),
             sweep=sweep,
             structure=self._latest_structure(state),
-            choch_bar=state.series[self.trigger_timeframe].smc.bars - 1,  # type: ignore[union-attr]
+            choch_bar=bar,
         )
 
     def _evaluate(
@@ -722,7 +772,7 @@ class Strategy:
             self.counts["warming_up" if plan == "WARMING_UP" else "stop_too_far"] += 1
             return None
         structure = self._latest_structure(state)
-        values = self._features(state, series, side, sweep, plan, structure)
+        values = self._features(state, series, side, sweep, plan, structure, bar)
         if not all(map(math.isfinite, values)):
             self.counts["warming_up"] += 1
             return None
@@ -756,7 +806,7 @@ class Strategy:
             candle_open_time_ms=c.open_time_ms,
         )
         if self.inputs is not None:
-            self.inputs[signal.signal_id] = self._inputs(state, side, sweep, plan)
+            self.inputs[signal.signal_id] = self._inputs(state, side, sweep, plan, bar)
         return signal
 
     def _features(
@@ -767,6 +817,7 @@ class Strategy:
         sweep: feat.Sweep,
         plan: TradePlan,
         structure: feat.Structure | None,
+        bar: int,
     ) -> tuple[float, ...]:
         """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs.
 
@@ -809,7 +860,7 @@ class Strategy:
             day=(day[1], day[2], day[3], day[4]) if day is not None else None,
             sweep=sweep,
             structure=structure,
-            choch_bar=series.smc.bars - 1,  # type: ignore[union-attr]
+            choch_bar=bar,
             as_of_ms=t,
         )
 

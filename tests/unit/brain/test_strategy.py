@@ -342,9 +342,9 @@ class _CheckedStrategy(Strategy):
 
     compared = 0
 
-    def _features(self, state, series, side, sweep, plan, structure):  # type: ignore[no-untyped-def]
-        fast = super()._features(state, series, side, sweep, plan, structure)
-        inputs = self._inputs(state, side, sweep, plan)
+    def _features(self, state, series, side, sweep, plan, structure, bar):  # type: ignore[no-untyped-def]
+        fast = super()._features(state, series, side, sweep, plan, structure, bar)
+        inputs = self._inputs(state, side, sweep, plan, bar)
         inputs.check_causal()
         reference = tuple(feat.compute(inputs).tolist())
         assert [v.hex() for v in fast] == [v.hex() for v in reference]  # bit for bit, NaN and -0.0 included
@@ -377,3 +377,51 @@ def test_indicator_rows_read_from_the_bank_buffers_equal_the_indicator_arrays(
                 expected = [v.hex() for v in block.values[local].tolist()]
                 assert [v.hex() for v in bank.values(b * 64 + local)] == expected
     assert any(math.isfinite(v) for v in strategy._banks["1h"].values(0))  # warmed up: real values compared
+
+
+class _SmcFirst(Strategy):
+    """The order before the decision moved ahead: the trigger candle's SMC update and the swings and swept pools it
+    confirms, then the decision, then the candle's own sweep (the view last)."""
+
+    def _decide(self, state, series, c, bar, emit):  # type: ignore[no-untyped-def]
+        self._deferred = None
+        series.smc_open_ms.append(c.open_time_ms)
+        events = series.smc.update(c.open, c.high, c.low, c.close, c.volume)
+        assert series.smc.bars - 1 == bar
+        pools = self._confirmations(state, c, events)
+        signals = super()._decide(state, series, c, bar, emit)
+        for side in (1, -1):
+            self._detect_sweep(state, c, bar, side, pools.get(side) if pools is not None else None)
+        if events:
+            series.view.apply(events, series.smc_open_ms)
+        return signals
+
+
+def test_deciding_before_the_trigger_candles_smc_bookkeeping_changes_no_signal_and_no_state(
+    events: dict[str, list[CandleClosed]],
+) -> None:
+    for settings in (DEFAULT, LOOSE):
+        for symbol in SYMBOLS:
+            first, deferred = _SmcFirst(settings), Strategy(settings)
+            made_first: list[Signal] = []
+            made: list[Signal] = []
+            for event in events[symbol]:
+                made_first += first.on_candle_closed(event)
+                made += deferred.on_candle_closed(event)
+                if event.candle.timeframe == settings.trigger_timeframe:
+                    assert deferred._deferred is not None  # the bookkeeping waits for settle()
+            assert made == made_first and len(made) >= 10
+            assert deferred.stats() == first.stats() and deferred._deferred is None  # stats() settled it
+            for tf in ("1m", "15m"):
+                view, expected = deferred.smc_view(symbol, tf), first.smc_view(symbol, tf)
+                assert view is not None and expected is not None
+                assert view.zones() == expected.zones() and view.structure() == expected.structure()
+            trigger = settings.trigger_timeframe
+            state, reference = deferred._symbols[symbol], first._symbols[symbol]
+            assert (state.sweeps, state.swing_high, state.swing_low, state.taken) == (
+                reference.sweeps,
+                reference.swing_high,
+                reference.swing_low,
+                reference.taken,
+            )
+            assert state.series[trigger].smc.swings == reference.series[trigger].smc.swings
