@@ -59,6 +59,8 @@ from aegis.analytics.smc_stream import (
 )
 from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
+from aegis.brain.feature_kernel import N_FEATURES, compiled_feature_values
+from aegis.brain.feature_kernel import warm_up as warm_feature_kernel
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
 from aegis.brain.zones import SmcView
@@ -253,6 +255,7 @@ class _IndicatorBank:
         ``struct.unpack_from``, without a NumPy view and list per read (the signal path reads a few rows)."""
         self._kernel_args: list[tuple[Any, ...]] = []
         """Each block's arrays in the order of the one-bar kernel's arguments (arrays updated in place)."""
+        self._rows: dict[int, np.ndarray] = {}
 
     def _locate(self, row: int) -> tuple[StreamingIndicators, int]:
         while row // _BLOCK >= len(self.blocks):
@@ -282,6 +285,14 @@ class _IndicatorBank:
         if row // _BLOCK >= len(self.blocks):
             self._locate(row)
         return _ROW.unpack_from(self._buffers[row // _BLOCK], (row % _BLOCK) * _ROW.size)
+
+    def row(self, row: int) -> np.ndarray:
+        """The indicator values of ``row`` as a live float64 view (made once per row, updated in place)."""
+        view = self._rows.get(row)
+        if view is None:
+            block, local = self._locate(row)
+            view = self._rows[row] = block.values[local]
+        return view
 
 
 class _OpenTimes:
@@ -409,6 +420,8 @@ class Strategy:
         self._banks = {tf: _IndicatorBank() for tf in self.timeframes}
         self._symbols: dict[str, _SymbolState] = {}
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
+        self._feature_buffer = np.empty(N_FEATURES, dtype=np.float64)
+        warm_feature_kernel()  # compiled (or loaded from numba's cache) now, not at the first signal
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
         self.counts: dict[str, int] = dict.fromkeys(
             (
@@ -821,8 +834,9 @@ class Strategy:
     ) -> tuple[float, ...]:
         """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs.
 
-        The same values by construction (:func:`~aegis.brain.features.feature_values` is what ``compute``
-        applies; the window's mean volume is :func:`~aegis.brain.features.numpy_mean`, NumPy's sum bit for bit),
+        The same values (:func:`~aegis.brain.features.feature_values`, what ``compute`` applies, compiled as
+        :func:`~aegis.brain.feature_kernel.feature_row` and reading the indicator rows in place; the window's mean
+        volume is :func:`~aegis.brain.features.numpy_mean`, NumPy's sum bit for bit),
         and the same causality check (:func:`~aegis.brain.features.check_known_by`), without the per-signal
         arrays, snapshots and mappings (tests compare both on the real klines).
         """
@@ -847,14 +861,15 @@ class Strategy:
             structure=structure,
         )
         banks = self._banks
-        return feat.feature_values(
+        return compiled_feature_values(
+            self._feature_buffer,
             side=side,
             entry=series.close,
             sl_pct=plan.sl_pct,
             tp_pct=plan.tp_pct,
-            trigger_indicators=banks[series.timeframe].values(row),
-            m15_indicators=banks[STRUCTURE_TIMEFRAME].values(row),
-            h1=(h1.close, banks[TREND_TIMEFRAME].values(row)),
+            trigger_indicators=banks[series.timeframe].row(row),
+            m15_indicators=banks[STRUCTURE_TIMEFRAME].row(row),
+            h1=(h1.close, banks[TREND_TIMEFRAME].row(row)),
             candle=(last[1], last[4], last[5], last[6]),
             mean_volume=feat.numpy_mean([r[5] for r in recent]),
             day=(day[1], day[2], day[3], day[4]) if day is not None else None,

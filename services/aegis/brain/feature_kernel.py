@@ -1,0 +1,180 @@
+"""The strategy's feature vector in one numba call: :func:`aegis.brain.features.feature_values`, compiled.
+
+The signal path reads the indicator rows straight from the indicator banks' arrays and takes the candle, the
+sweep, the zone and the structure as scalars, so a trade idea's 33 features cost one call instead of a few
+dozen Python calls and tuples. Every operation is the Python function's, in the same order (IEEE float64, no
+fast-math, the same libm ``sin``/``cos``), so the values are the same bit for bit, NaN and -0.0 included:
+``tests/unit/brain/test_feature_kernel.py`` checks crafted edge cases (zero and NaN denominators, no day, no
+zone, no structure) and ``tests/unit/brain/test_strategy.py`` every trigger of the real klines against
+:func:`aegis.brain.features.compute`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from aegis.brain import features as feat
+
+N_FEATURES = len(feat.FEATURES)
+ATR, RSI, ADX = feat._ATR, feat._RSI, feat._ADX
+EMA, MACD, MACD_HIST = feat._EMA, feat._MACD, feat._MACD_HIST
+BB_UPPER, BB_LOWER, BB_MIDDLE = feat._BB_UPPER, feat._BB_LOWER, feat._BB_MIDDLE
+DAY_MS, HOUR_MS = feat._DAY_MS, feat._HOUR_MS
+
+
+@njit(cache=True)
+def _sign(x: float) -> float:
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return 0.0 if x == 0 else math.nan
+
+
+@njit(cache=True)
+def _ratio(num: float, den: float, default: float) -> float:
+    if math.isnan(num) or math.isnan(den):
+        return math.nan
+    return default if den == 0 else num / den
+
+
+@njit(cache=True)
+def feature_row(
+    out: np.ndarray,
+    t_ind: np.ndarray,
+    m15: np.ndarray,
+    h1_ind: np.ndarray,
+    side: int,
+    entry: float,
+    sl_pct: float,
+    tp_pct: float,
+    o: float,
+    c: float,
+    volume: float,
+    taker: float,
+    mean_volume: float,
+    h1_close: float,
+    has_day: bool,
+    d_open: float,
+    d_high: float,
+    d_low: float,
+    d_close: float,
+    sweep_direction: int,
+    sweep_open_ms: int,
+    sweep_bar: int,
+    sweep_level: float,
+    sweep_extreme: float,
+    sweep_pool: bool,
+    sweep_ref_level: float,
+    has_zone: bool,
+    zone_ob: bool,
+    zone_fvg: bool,
+    zone_top: float,
+    zone_bottom: float,
+    zone_formed_ms: int,
+    structure_direction: int,
+    choch_bar: int,
+    as_of_ms: int,
+) -> None:
+    """Write the feature vector into ``out`` (``t_ind``, ``m15``, ``h1_ind``: indicator rows; ``structure_direction``
+    0 for no structure); the arguments are :func:`~aegis.brain.features.feature_values`' unpacked."""
+    s = float(side)
+    t_atr = t_ind[ATR]
+    taker_share = _ratio(taker, volume, 0.5)
+    upper, lower, middle = t_ind[BB_UPPER], t_ind[BB_LOWER], t_ind[BB_MIDDLE]
+    m15_atr = m15[ATR]
+    if has_zone:
+        zone_height = _ratio(zone_top - zone_bottom, m15_atr, 0.0)
+        zone_age = (sweep_open_ms - zone_formed_ms) / 900_000
+        zone_distance = _ratio((entry - (zone_top + zone_bottom) / 2) * s, m15_atr, 0.0)
+    else:
+        zone_height = zone_age = zone_distance = 0.0
+    h1_ema = h1_ind[EMA]
+    h1_trend = (_sign(h1_close - h1_ema) + _sign(h1_ind[MACD])) / 2 * s
+    if has_day:
+        d1_bias = (_sign(entry - (d_high + d_low) / 2) + _sign(d_close - d_open)) / 2 * s
+        d1_position = _ratio(entry - d_low, d_high - d_low, 0.5)
+        d1_return = (d_close / d_open - 1.0) * 100.0 * s
+    else:
+        d1_bias = d1_position = d1_return = math.nan
+    hour = ((as_of_ms + 1) % DAY_MS) / HOUR_MS
+    structure_sign = 0.0 if structure_direction == 0 else float(structure_direction) * s
+    out[0] = s
+    out[1] = sl_pct
+    out[2] = tp_pct
+    out[3] = t_atr / entry * 100.0
+    out[4] = t_ind[RSI]
+    out[5] = t_ind[ADX]
+    out[6] = t_ind[MACD_HIST] / entry * 100.0 * s
+    out[7] = _ratio(entry - lower, upper - lower, 0.5)
+    out[8] = _ratio(upper - lower, middle, 0.0) * 100.0
+    out[9] = _ratio(volume, mean_volume, 1.0)
+    out[10] = taker_share if s > 0 else 1.0 - taker_share
+    out[11] = _ratio((c - o) * s, t_atr, 0.0)
+    out[12] = _ratio((sweep_level - sweep_extreme) * sweep_direction, t_atr, 0.0)
+    out[13] = float(choch_bar - sweep_bar)
+    out[14] = 1.0 if sweep_pool else 0.0
+    out[15] = _ratio((c - sweep_ref_level) * s, t_atr, 0.0)
+    out[16] = structure_sign
+    out[17] = m15[RSI]
+    out[18] = m15_atr / entry * 100.0
+    out[19] = 1.0 if has_zone and zone_ob else 0.0
+    out[20] = 1.0 if has_zone and zone_fvg else 0.0
+    out[21] = zone_height
+    out[22] = zone_age
+    out[23] = zone_distance
+    out[24] = h1_trend
+    out[25] = _ratio(h1_close - h1_ema, h1_ema, 0.0) * 100.0 * s
+    out[26] = h1_ind[RSI]
+    out[27] = h1_ind[ADX]
+    out[28] = d1_bias
+    out[29] = d1_position
+    out[30] = d1_return
+    out[31] = math.sin(2 * math.pi * hour / 24)
+    out[32] = math.cos(2 * math.pi * hour / 24)
+
+
+def compiled_feature_values(
+    out: np.ndarray,
+    *,
+    side: int,
+    entry: float,
+    sl_pct: float,
+    tp_pct: float,
+    trigger_indicators: np.ndarray,
+    m15_indicators: np.ndarray,
+    h1: tuple[float, np.ndarray],
+    candle: tuple[float, float, float, float],
+    mean_volume: float,
+    day: tuple[float, float, float, float] | None,
+    sweep: feat.Sweep,
+    structure: feat.Structure | None,
+    choch_bar: int,
+    as_of_ms: int,
+) -> tuple[float, ...]:
+    """:func:`~aegis.brain.features.feature_values` with the same keywords (indicator rows as float64 arrays), by
+    :func:`feature_row`; ``out`` is a float64 buffer of :data:`N_FEATURES` reused between calls."""
+    zone = sweep.zone
+    d = day if day is not None else (math.nan, math.nan, math.nan, math.nan)
+    feature_row(
+        out, trigger_indicators, m15_indicators, h1[1], side, entry, sl_pct, tp_pct, *candle, mean_volume, h1[0],
+        day is not None, *d, sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme,
+        sweep.pool, sweep.ref_level, zone is not None,
+        zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
+        zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
+        zone.formed_time_ms if zone is not None else 0, structure.direction if structure is not None else 0,
+        choch_bar, as_of_ms,
+    )  # fmt: skip
+    return tuple(out.tolist())
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel."""
+    row = np.zeros(len(feat.StreamingIndicators.COLUMNS))
+    feature_row(
+        np.zeros(N_FEATURES), row, row, row, 1, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, True, 1.0, 1.0, 1.0,
+        1.0, 1, 0, 0, 1.0, 1.0, False, 1.0, True, True, False, 1.0, 1.0, 0, 1, 1, 0,
+    )  # fmt: skip
