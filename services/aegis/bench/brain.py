@@ -33,8 +33,12 @@ the warm-up both sides' long-lived state is frozen out of the cyclic GC and the 
 sample, as it was with the former 120 and ~80 signals) more of the timeline go through the ring one record at a
 time (write, read, process, dispatch), each stamped with ``time.time_ns()`` as its ``recv_time_ns`` when written;
 ``tick_to_signal`` is a signal's ``created_time`` (the strategy's clock: ``time.time_ns()``, microsecond precision)
-minus the receive time of the record that closed its candle; ``tick_to_decision`` is, for every record that closed
-a trigger candle (whether or not a signal came out), the time until the strategy was done with it. Targets:
+minus the receive time of the record that closed its candle; ``tick_to_publish`` is the same until the
+:class:`~aegis.brain.signals.SignalHub` has published it (streamed to subscribers, queued for PostgreSQL; what the
+engine's tick-to-signal histogram observes), before the trigger candle's SMC bookkeeping
+(:meth:`~aegis.brain.strategy.Strategy.settle`, which the handler runs next, as the engine's does);
+``tick_to_decision`` is, for every record that closed a trigger candle (whether or not a signal came out), the time
+until the strategy was done with it, bookkeeping included. Targets:
 >= 1M ticks/s per core, p99 tick-to-signal <= 100 µs; ``targets`` says which were met, without rounding.
 ``config.load_average_1min`` is the machine's load at the start and after the latency part (the figures move with
 it on shared cores).
@@ -236,6 +240,7 @@ class Ours:
         self.strategy = Strategy(_strategy_settings(rules), clock=WallClock())
         self.hub = SignalHub(None)
         self.signals: list[Any] = []
+        self.published_ns: list[int] = []
         self.closes = 0
 
         def on_candle(event: Any) -> None:
@@ -243,7 +248,9 @@ class Ours:
             made = self.strategy.on_candle_closed(event)
             if made:
                 self.hub.publish_all(made)
+                published_ns = time.time_ns()  # streamed to subscribers, queued for storage
                 self.signals.extend(made)
+                self.published_ns.extend(published_ns for _ in made)
             self.strategy.settle()  # the trigger candle's bookkeeping, once its signals are out (as the engine)
 
         self.bus.subscribe(CandleClosed, on_candle)
@@ -300,8 +307,9 @@ class Ours:
 
 
 def measure_latency(ours: Ours, records: np.ndarray, trigger_ms: int) -> dict[str, list[int]]:
-    """Push ``records`` one at a time; return tick-to-signal and tick-to-decision latencies in ns."""
+    """Push ``records`` one at a time; return tick-to-signal, -publish and -decision latencies in ns."""
     signal_ns: list[int] = []
+    publish_ns: list[int] = []
     decision_ns: list[int] = []
     raw = records.view(np.uint8).reshape(len(records), -1)
     times = records["event_time_ms"]
@@ -324,7 +332,9 @@ def measure_latency(ours: Ours, records: np.ndarray, trigger_ms: int) -> dict[st
             decision_ns.append(done_ns - recv_ns)
         for s in ours.signals[before:]:
             signal_ns.append(s.created_time_ns - recv_ns)
-    return {"signal": signal_ns, "decision": decision_ns}
+        for published in ours.published_ns[before:]:
+            publish_ns.append(published - recv_ns)
+    return {"signal": signal_ns, "publish": publish_ns, "decision": decision_ns}
 
 
 # --------------------------------------------------------------------------------------------------- baseline
@@ -588,6 +598,8 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
         {"name": "tick_to_signal_p99", "value": p99_signal, "unit": "us"},
         {"name": "tick_to_signal_max", "value": max(latency["signal"], default=0) / 1000.0, "unit": "us"},
         {"name": "tick_to_signal_samples", "value": len(latency["signal"]), "unit": "signals"},
+        {"name": "tick_to_publish_p50", "value": _pct(latency["publish"], 50), "unit": "us"},
+        {"name": "tick_to_publish_p99", "value": _pct(latency["publish"], 99), "unit": "us"},
         {"name": "tick_to_decision_p50", "value": p50_decision, "unit": "us"},
         {"name": "tick_to_decision_p99", "value": p99_decision, "unit": "us"},
         {"name": "tick_to_decision_samples", "value": len(latency["decision"]), "unit": "trigger closes"},

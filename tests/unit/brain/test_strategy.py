@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import uuid
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aegis.brain import features as feat
 from aegis.brain.candles import CandleBook
@@ -425,3 +428,17 @@ def test_deciding_before_the_trigger_candles_smc_bookkeeping_changes_no_signal_a
                 reference.taken,
             )
             assert state.series[trigger].smc.swings == reference.series[trigger].smc.swings
+
+
+@given(
+    symbol=st.text(min_size=1, max_size=20),
+    timeframe=st.sampled_from(("1m", "5m")),
+    open_ms=st.integers(min_value=0, max_value=2**45),
+    side=st.sampled_from(("LONG", "SHORT")),
+)
+def test_signal_ids_are_the_uuid5_of_what_defines_the_signal(
+    symbol: str, timeframe: str, open_ms: int, side: str
+) -> None:
+    key = f"{symbol}|{timeframe}|{open_ms}|{side}|{feat.FEATURE_SCHEMA_VERSION}"
+    expected = str(uuid.uuid5(uuid.UUID("6f1d3c52-5a0e-4d8b-9b7e-3c6a1f0e2d41"), key))
+    assert signal_id_for(symbol, timeframe, open_ms, side) == expected
