@@ -45,7 +45,7 @@ _BLOCK_ACTIONS: tuple[Literal["formed", "mitigated", "removed"], ...] = ("formed
 _POOL_ACTIONS: tuple[Literal["formed", "grown", "swept"], ...] = ("formed", "grown", "swept")
 _INITIAL_ROWS = (1024, 64, 32, 32, 8, 8, 16, 16, 32, 8)  # per region, see smc_compiled_kernels.R_*
 # memory order: the event rows next to the header, the candles (the big region) last
-_ORDER = (_k.R_EVENT, _k.R_SCRATCH, _k.R_SWING, _k.R_BULL, _k.R_BEAR, _k.R_PENDING, _k.R_BROKEN, _k.R_BLOCK, _k.R_POOL)
+_ORDER = (_k.R_EVENT, _k.R_BULL, _k.R_BEAR, _k.R_PENDING, _k.R_SCRATCH, _k.R_BROKEN, _k.R_BLOCK, _k.R_POOL, _k.R_SWING)
 _ORDER += (_k.R_CANDLE,)
 _ROW = struct.Struct("<8q4d")  # an event row: type, bar, index, a, b, c, d, e, four floats
 _SIGNATURE = "int64(int64[::1], float64, float64, float64, float64, float64)"
@@ -163,6 +163,9 @@ class CompiledSMC:
         floats[_k.F_OB : _k.F_OB + 4] = (-math.inf, math.inf, math.inf, -math.inf)
         floats[_k.F_POOL_UP] = math.inf
         floats[_k.F_POOL_DOWN] = -math.inf
+        state[[_k.H_SWING_1, _k.H_SWING_2]] = -1
+        floats[_k.F_BULL_TOP] = -math.inf
+        floats[_k.F_BEAR_BOTTOM] = math.inf
         self._set_state(state)
 
     def _set_state(self, state: np.ndarray) -> None:
@@ -203,10 +206,17 @@ class CompiledSMC:
             if n == 0:
                 return []
         if n == 1:
-            row = _ROW.unpack_from(self._bytes, self._event)
-            return [_MAKERS[row[0]](row)]
-        end = self._event + _ROW.size * n
-        return [_MAKERS[row[0]](row) for row in _ROW.iter_unpack(self._bytes[self._event : end])]
+            r = _ROW.unpack_from(self._bytes, self._event)
+            if r[0] == 1:  # a gap, the most common event: built here (a call less)
+                return [FvgEvent(r[1], r[2], r[3], r[8], r[9], _FVG_ACTIONS[r[4]], None if r[5] < 0 else r[5])]
+            return [_MAKERS[r[0]](r)]
+        events: list[SmcEvent] = []
+        for r in _ROW.iter_unpack(self._bytes[self._event : self._event + _ROW.size * n]):
+            if r[0] == 1:
+                events.append(FvgEvent(r[1], r[2], r[3], r[8], r[9], _FVG_ACTIONS[r[4]], None if r[5] < 0 else r[5]))
+            else:
+                events.append(_MAKERS[r[0]](r))
+        return events
 
     def _retry(self, n: int, open: float, high: float, low: float, close: float, volume: float) -> int:
         """The kernel changed nothing: raise for a non-finite value (-2), or grow the arrays until it fits (-1)."""
@@ -229,7 +239,7 @@ class CompiledSMC:
             rows.append(max(2 * cap, need) if need > cap else cap)
         new = _allocate(rows)
         new[: _k.H_REGIONS] = old[: _k.H_REGIONS]
-        new[_k.HEADER_I : _k.HEADER] = old[_k.HEADER_I : _k.HEADER]  # the float header, as bits
+        new[_k.HEADER_I : _k.HEADER_F] = old[_k.HEADER_I : _k.HEADER_F]  # the float header, as bits
         for r in range(_k.N_REGIONS):
             slot = _k.H_REGIONS + 4 * r
             count = int(old[slot + 3])

@@ -19,6 +19,14 @@ only in the representation:
 * bearish gaps are stored in descending (bottom, index) order, so that the mitigated ones are a suffix of the
   storage on both sides (the Python list is ascending and loses a prefix): the same set, and the mitigation events
   are sorted by candle index as the Python detector does.
+* the header keeps copies of what every candle reads (the newest two swings, the highest bullish gap top and the
+  lowest bearish gap bottom), so that a candle that changes nothing touches few cache lines; the window maximum
+  of the swing test is a scan that stops at the first higher high (the same answer, usually a few steps).
+* a sorted insertion scans from the end (a new gap lands at the end: the ones it would precede were mitigated
+  by the same candle); the position is the one ``insort`` gives.
+
+Every helper is inlined into :func:`smc_update` (``inline="always"``): no call boundaries, no reference counting
+of the state array inside an update.
 
 :func:`smc_update` first checks that every collection can take the worst case of one update; if one cannot, it
 writes the capacities it needs into the ``H_NEED`` slots and returns -1 without changing any state, so the caller
@@ -43,10 +51,11 @@ H_F32 = 7
 H_HAS_BAND = 8
 H_LAST_MARK = 9
 H_POOLS_DROP = 10  # BIG stands for the Python detector's math.inf
+H_SWING_1 = 11  # index, high_low of the newest swing (-1, 0 if none): copies of the swing region's last rows,
+H_SWING_2 = 13  # and of the one before, read at every candle without touching that region
 H_REGIONS = 16  # 4 slots per region: offset in ints, offset in floats, capacity, count
 N_REGIONS = 10
-H_NEED = H_REGIONS + 4 * N_REGIONS
-HEADER_I = H_NEED + N_REGIONS
+HEADER_I = H_REGIONS + 4 * N_REGIONS
 
 # float header (read through the float64 view of the same array, right after the int header)
 F_MAX_HIGH = HEADER_I
@@ -56,7 +65,13 @@ F_BAND = HEADER_I + 3
 F_OB = HEADER_I + 4  # 4 slots: StreamingSMC._ob_limits
 F_POOL_UP = HEADER_I + 8
 F_POOL_DOWN = HEADER_I + 9
-HEADER = HEADER_I + 10  # the regions start here
+F_SWING_1 = HEADER_I + 10  # the newest swing's level
+F_SWING_2 = HEADER_I + 11
+F_BULL_TOP = HEADER_I + 12  # top of the last bullish gap (the highest), -inf if none: mitigated at or below it
+F_BEAR_BOTTOM = HEADER_I + 13  # bottom of the last bearish gap (the lowest), +inf if none
+HEADER_F = HEADER_I + 14
+H_NEED = HEADER_F  # rows each region needs, written when the kernel asks for room (ints, after the floats)
+HEADER = H_NEED + N_REGIONS  # the regions start here
 
 # regions
 R_CANDLE = 0  # ints: flags; floats: open, high, low, close, volume
@@ -86,7 +101,7 @@ FLAG_CROSSED = 4
 BIG = 1 << 62
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _room(ints, r, rows):
     """True if region r holds ``rows`` rows; otherwise record the need and return False."""
     if rows > ints[H_REGIONS + 4 * r + 2]:
@@ -95,7 +110,7 @@ def _room(ints, r, rows):
     return True
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _emit(ints, floats, kind, bar, index, a, b, c, d, e, f0, f1, f2, f3):
     slot = H_REGIONS + 4 * R_EVENT
     n = ints[slot + 3]
@@ -176,7 +191,7 @@ def smc_update(state, o, h, lo, c, v):
     return ints[H_REGIONS + 4 * R_EVENT + 3]
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _compact(ints, floats, r, keep_min, field):
     """Keep the rows of region r whose int ``field`` is >= keep_min, in order."""
     slot = H_REGIONS + 4 * r
@@ -197,7 +212,7 @@ def _compact(ints, floats, r, keep_min, field):
     ints[slot + 3] = kept
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _trim(ints, floats, t):
     horizon = ints[H_HORIZON]
     oldest = t - horizon
@@ -234,6 +249,7 @@ def _trim(ints, floats, t):
         ints[slot + 3] = n - remove
     _compact(ints, floats, R_BULL, oldest, 0)
     _compact(ints, floats, R_BEAR, oldest, 0)
+    _gap_limits(ints, floats)
     _compact(ints, floats, R_PENDING, oldest, 0)
     _compact(ints, floats, R_BROKEN, oldest, 0)
     _compact(ints, floats, R_BLOCK, oldest, 0)
@@ -244,7 +260,7 @@ def _trim(ints, floats, t):
 # ---------------------------------------------------------------------------------------------------- swings
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _update_swings(ints, floats, t):
     length = ints[H_LEN]
     s = t - length
@@ -285,6 +301,12 @@ def _update_swings(ints, floats, t):
         ints[oi + 2 * n + 1] = kind
         floats[of + n] = level
         ints[slot + 3] = n + 1
+        ints[H_SWING_2] = ints[H_SWING_1]
+        ints[H_SWING_2 + 1] = ints[H_SWING_1 + 1]
+        floats[F_SWING_2] = floats[F_SWING_1]
+        ints[H_SWING_1] = s
+        ints[H_SWING_1 + 1] = kind
+        floats[F_SWING_1] = level
         _emit(ints, floats, EV_SWING, t, s, kind, -1, 0, 0, 0, level, 0.0, 0.0, 0.0)
         _check_pattern(ints, floats, t)
         if n + 1 >= 2:
@@ -295,6 +317,8 @@ def _update_swings(ints, floats, t):
             replaced = ints[oi + 2 * (n - 1)]
             ints[oi + 2 * (n - 1)] = s
             floats[of + n - 1] = level
+            ints[H_SWING_1] = s
+            floats[F_SWING_1] = level
             _emit(ints, floats, EV_SWING, t, s, kind, replaced, 0, 0, 0, level, 0.0, 0.0, 0.0)
             _check_pattern(ints, floats, t)
 
@@ -302,7 +326,7 @@ def _update_swings(ints, floats, t):
 # ------------------------------------------------------------------------------------------------------- FVG
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _update_fvgs(ints, floats, t):
     base = ints[H_BASE]
     oc = ints[H_REGIONS + 4 * R_CANDLE + 1]
@@ -318,7 +342,8 @@ def _update_fvgs(ints, floats, t):
     nb = ints[sb + 3]
     nr = ints[sr + 3]
     first = ints[H_REGIONS + 4 * R_EVENT + 3]
-    if nb > 0 and low <= floats[bf + 2 * (nb - 1)]:
+    changed = False
+    if low <= floats[F_BULL_TOP]:  # nb > 0 and low <= the last top
         k = nb
         while k > 0 and floats[bf + 2 * (k - 1)] >= low:  # the bullish gaps with top >= low: a suffix
             k -= 1
@@ -341,7 +366,8 @@ def _update_fvgs(ints, floats, t):
             )
         nb = k
         ints[sb + 3] = nb
-    if nr > 0 and high >= floats[rf + 2 * (nr - 1)]:
+        changed = True
+    if high >= floats[F_BEAR_BOTTOM]:  # nr > 0 and high >= the last bottom
         k = nr
         while k > 0 and floats[rf + 2 * (k - 1)] <= high:  # the bearish gaps with bottom <= high: a suffix
             k -= 1
@@ -364,6 +390,7 @@ def _update_fvgs(ints, floats, t):
             )
         nr = k
         ints[sr + 3] = nr
+        changed = True
     last = ints[H_REGIONS + 4 * R_EVENT + 3]
     if last - first > 1:  # in the order the gaps formed (insertion sort on the candle index)
         ei = ints[H_REGIONS + 4 * R_EVENT]
@@ -375,9 +402,33 @@ def _update_fvgs(ints, floats, t):
                     ints[ei + 12 * j + x] = ints[ei + 12 * (j - 1) + x]
                     ints[ei + 12 * (j - 1) + x] = tmp
                 j -= 1
+    if t - 1 >= 1 and _form_gap(ints, floats, t, row, nb, nr):
+        changed = True
+    if changed:
+        _gap_limits(ints, floats)
+
+
+@njit(inline="always", cache=True)
+def _gap_limits(ints, floats):
+    sb = H_REGIONS + 4 * R_BULL
+    sr = H_REGIONS + 4 * R_BEAR
+    nb = ints[sb + 3]
+    nr = ints[sr + 3]
+    floats[F_BULL_TOP] = floats[ints[sb + 1] + 2 * (nb - 1)] if nb > 0 else -np.inf
+    floats[F_BEAR_BOTTOM] = floats[ints[sr + 1] + 2 * (nr - 1)] if nr > 0 else np.inf
+
+
+@njit(inline="always", cache=True)
+def _form_gap(ints, floats, t, row, nb, nr):
     i = t - 1
-    if i < 1:
-        return
+    sb = H_REGIONS + 4 * R_BULL
+    sr = H_REGIONS + 4 * R_BEAR
+    bi = ints[sb]
+    bf = ints[sb + 1]
+    ri = ints[sr]
+    rf = ints[sr + 1]
+    high = floats[row + 1]
+    low = floats[row + 2]
     o_i = floats[row - 5]
     c_i = floats[row - 5 + 3]
     if c_i > o_i and floats[row - 10 + 1] < low:
@@ -395,6 +446,7 @@ def _update_fvgs(ints, floats, t):
         floats[bf + 2 * pos + 1] = bottom
         ints[sb + 3] = nb + 1
         _emit(ints, floats, EV_FVG, t, i, 1, 0, -1, 0, 0, top, bottom, 0.0, 0.0)
+        return True
     elif c_i < o_i and floats[row - 10 + 2] > high:
         top = floats[row - 10 + 2]
         bottom = high
@@ -410,12 +462,14 @@ def _update_fvgs(ints, floats, t):
         floats[rf + 2 * pos + 1] = top
         ints[sr + 3] = nr + 1
         _emit(ints, floats, EV_FVG, t, i, -1, 0, -1, 0, 0, top, bottom, 0.0, 0.0)
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------------- BOS/CHOCH
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _check_pattern(ints, floats, t):
     slot = H_REGIONS + 4 * R_SWING
     si = ints[slot]
@@ -476,7 +530,7 @@ def _check_pattern(ints, floats, t):
     ints[ps + 3] = n + 1
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _structure_event(ints, floats, t, oi, of, action):
     _emit(
         ints,
@@ -496,7 +550,7 @@ def _structure_event(ints, floats, t, oi, of, action):
     )
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _update_structures(ints, floats, t):
     ps = H_REGIONS + 4 * R_PENDING
     pi = ints[ps]
@@ -586,7 +640,7 @@ def _update_structures(ints, floats, t):
 # ---------------------------------------------------------------------------------------------- order blocks
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _block_event(ints, floats, t, i, action):
     slot = H_REGIONS + 4 * R_BLOCK
     oi = ints[slot] + 3 * i
@@ -609,7 +663,7 @@ def _block_event(ints, floats, t, i, action):
     )
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _update_blocks(ints, floats, t):
     base = ints[H_BASE]
     ci = ints[H_REGIONS + 4 * R_CANDLE]
@@ -660,34 +714,30 @@ def _update_blocks(ints, floats, t):
                     kept += 1
             ints[slot + 3] = kept
             _block_limits(ints, floats)
-    ss = H_REGIONS + 4 * R_SWING
-    si = ints[ss]
-    ns = ints[ss + 3]
     last_high = -1
     last_low = -1
-    stop = ns - 3 if ns >= 2 else -1
-    for k in range(ns - 1, stop, -1):
-        index = ints[si + 2 * k]
+    high_level = 0.0
+    low_level = 0.0
+    for k in range(2):  # swings[-2:] reversed (a missing swing has index -1 < base)
+        index = ints[H_SWING_1 + 2 * k]
         if index < base:
             continue
-        kind = ints[si + 2 * k + 1]
+        kind = ints[H_SWING_1 + 2 * k + 1]
         if kind == 1 and last_high < 0:
             last_high = index
+            high_level = floats[F_SWING_1 + k]  # = the high of that candle
         elif kind == -1 and last_low < 0:
             last_low = index
-    if (
-        last_high >= 0
-        and c > floats[oc + 5 * (last_high - base) + 1]
-        and ints[ci + last_high - base] & FLAG_CROSSED == 0
-    ):
+            low_level = floats[F_SWING_1 + k]
+    if last_high >= 0 and c > high_level and ints[ci + last_high - base] & FLAG_CROSSED == 0:
         ints[ci + last_high - base] |= FLAG_CROSSED
         _form_block(ints, floats, t, last_high, 1)
-    if last_low >= 0 and c < floats[oc + 5 * (last_low - base) + 2] and ints[ci + last_low - base] & FLAG_CROSSED == 0:
+    if last_low >= 0 and c < low_level and ints[ci + last_low - base] & FLAG_CROSSED == 0:
         ints[ci + last_low - base] |= FLAG_CROSSED
         _form_block(ints, floats, t, last_low, -1)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _form_block(ints, floats, t, swing, direction):
     base = ints[H_BASE]
     ci = ints[H_REGIONS + 4 * R_CANDLE]
@@ -736,7 +786,7 @@ def _form_block(ints, floats, t, swing, direction):
     _block_event(ints, floats, t, n, 0)
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _block_limits(ints, floats):
     slot = H_REGIONS + 4 * R_BLOCK
     ki = ints[slot]
@@ -768,7 +818,7 @@ def _block_limits(ints, floats):
 # ------------------------------------------------------------------------------------------------- liquidity
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _pool_event(ints, floats, t, i, action):
     slot = H_REGIONS + 4 * R_POOL
     oi = ints[slot] + 5 * i
@@ -792,7 +842,7 @@ def _pool_event(ints, floats, t, i, action):
     )
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _add_final_swing(ints, floats, t, index, direction, level):
     slot = H_REGIONS + 4 * R_POOL
     li = ints[slot]
@@ -845,7 +895,7 @@ def _add_final_swing(ints, floats, t, index, direction, level):
         floats[F_POOL_DOWN] = low
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _update_pools(ints, floats, t):
     slot = H_REGIONS + 4 * R_POOL
     li = ints[slot]
@@ -856,9 +906,7 @@ def _update_pools(ints, floats, t):
     row = ints[H_REGIONS + 4 * R_CANDLE + 1] + 5 * (t - ints[H_BASE])
     h = floats[row + 1]
     lo = floats[row + 2]
-    ss = H_REGIONS + 4 * R_SWING
-    ns = ints[ss + 3]
-    newest_final = ints[ints[ss] + 2 * (ns - 2)] if ns >= 2 else -1
+    newest_final = ints[H_SWING_2]  # swings[-2][0], -1 if none
     if h < floats[F_POOL_UP] and lo > floats[F_POOL_DOWN] and newest_final < ints[H_POOLS_DROP]:
         return
     up = np.inf
