@@ -48,13 +48,14 @@ import numpy as np
 
 from aegis.analytics.indicators import StreamingIndicators
 from aegis.analytics.indicators_kernels import stream_update_one
+from aegis.analytics.smc_compiled import CompiledSMC
+from aegis.analytics.smc_compiled import warm_up as warm_smc_kernel
 from aegis.analytics.smc_stream import (
     DEFAULT_HORIZON,
     FvgEvent,
     LiquidityEvent,
     OrderBlockEvent,
     SmcEvent,
-    StreamingSMC,
     StructureEvent,
     SwingEvent,
 )
@@ -361,7 +362,7 @@ class _Series:
         "width",
     )
 
-    def __init__(self, timeframe: str, keep: int, smc: StreamingSMC | None, view: SmcView | None = None) -> None:
+    def __init__(self, timeframe: str, keep: int, smc: CompiledSMC | None, view: SmcView | None = None) -> None:
         self.timeframe = timeframe
         self.width = WIDTHS_MS[INDEX_BY_NAME[timeframe]]
         self.keep = keep
@@ -449,7 +450,8 @@ class Strategy:
         self._symbols: dict[str, _SymbolState] = {}
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
         self._feature_buffer = np.empty(N_FEATURES, dtype=np.float64)
-        warm_feature_kernel()  # compiled (or loaded from numba's cache) now, not at the first signal
+        warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
+        warm_smc_kernel()
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
         self.counts: dict[str, int] = dict.fromkeys(
             (
@@ -546,9 +548,9 @@ class Strategy:
             for tf in self.timeframes:
                 smc = None
                 if tf == STRUCTURE_TIMEFRAME:
-                    smc = StreamingSMC(s.structure_swing_length)
+                    smc = CompiledSMC(s.structure_swing_length)
                 elif tf == self.trigger_timeframe:
-                    smc = StreamingSMC(s.trigger_swing_length)
+                    smc = CompiledSMC(s.trigger_swing_length)
                 view = SmcView(f"{symbol}:{tf}") if smc is not None else None
                 state.series[tf] = _Series(tf, keep, smc, view)
             for bank in self._banks.values():
