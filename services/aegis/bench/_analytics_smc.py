@@ -8,7 +8,12 @@ DataFrames out. ``checks`` confirms both sides returned identical frames, so the
 
 Streaming: :class:`aegis.analytics.smc.StreamingSMC` fed every candle of the same file, µs per candle (all five
 concepts), beside the only live use the package allows: recomputing its five functions on the last 500 candles at
-every candle (timed on a few candles, as it is slow).
+every candle (timed on a few candles, as it is slow). Then the compiled twin the brain runs,
+:class:`aegis.analytics.smc_compiled.CompiledSMC` (the same events, tested), against that Python detector: on the
+same file (one detector, warm caches), and the way the brain uses them, ``IN_PLACE_DETECTORS`` (600: 300 symbols
+on 1m and 15m) detectors each fed its own stretch of the file (detector ``i`` starts ``13 × i`` candles in) one
+candle at a time in turn, so each detector is cold when its candle comes; ``checks.compiled_events_equal`` says
+both sides returned the same number of events there.
 
 Ratios are baseline time ÷ ours (how many times faster ours is).
 """
@@ -30,6 +35,8 @@ import pandas as pd
 
 DATA_FILE = Path(os.environ.get("AEGIS_SHARED_DATA", "/work/shared/data")) / "binance/signalbot/data" / "BTCUSDT_1m.csv"
 SWING_LENGTH = 10  # with it the package's five functions take about 0.6 s on this file
+IN_PLACE_DETECTORS = 600
+IN_PLACE_CANDLES = 1200  # per detector: 720k updates; the 600 start 0 .. 7787 candles into the 14,400
 WINDOW = 500
 
 
@@ -149,10 +156,17 @@ def _bench_smc(options: Any, say: Callable[[str], None] | None = None) -> SmcBen
         best_window = min(best_window, (time.perf_counter_ns() - start) / 1e3 / window_bars)
     say(f"{'smc_streaming_ours':40s} {best_stream:10.2f} µs per candle ({stream_bars:,} candles)")
     say(f"{'smc_streaming_smartmoneyconcepts_window_500':40s} {best_window:10.2f} µs per candle")
+    compiled = _bench_compiled(rows[:stream_bars], stream_reps, swing_length, quick)
+    for name, value in compiled["figures"].items():
+        say(f"{name:40s} {value:10.2f} µs per candle")
 
     ratios = {
         "smc_vs_smartmoneyconcepts": round(best_pkg / best_ours, 2),
         "smc_streaming_vs_smartmoneyconcepts_window_500": round(best_window / best_stream, 2),
+        "smc_streaming_compiled_vs_python": round(best_stream / compiled["figures"]["smc_streaming_compiled"], 2),
+        "smc_in_place_compiled_vs_python": round(
+            compiled["figures"]["smc_in_place_python"] / compiled["figures"]["smc_in_place_compiled"], 2
+        ),
     }
     targets = {"smc_100x_smartmoneyconcepts": best_pkg / best_ours >= 100}
     say("targets: " + ", ".join(f"{k}={'met' if v else 'NOT met'}" for k, v in targets.items()))
@@ -161,12 +175,16 @@ def _bench_smc(options: Any, say: Callable[[str], None] | None = None) -> SmcBen
         {"name": "smc_five_functions_smartmoneyconcepts", "value": round(best_pkg, 3), "unit": "ms"},
         {"name": "smc_streaming_ours", "value": round(best_stream, 2), "unit": "µs/candle"},
         {"name": "smc_streaming_smartmoneyconcepts_window_500", "value": round(best_window, 2), "unit": "µs/candle"},
+        *({"name": k, "value": round(v, 2), "unit": "µs/candle"} for k, v in compiled["figures"].items()),
     ]
     return SmcBenchPart(
         results,
         ratios,
         targets=targets,
-        smc_checks={"identical_to_smartmoneyconcepts": bool(identical)},
+        smc_checks={
+            "identical_to_smartmoneyconcepts": bool(identical),
+            "compiled_events_equal": compiled["events_equal"],
+        },
         config={
             "smc": {
                 "candles": len(ohlc),
@@ -174,9 +192,54 @@ def _bench_smc(options: Any, say: Callable[[str], None] | None = None) -> SmcBen
                 "repeat_ours": ours_reps,
                 "repeat_smartmoneyconcepts": pkg_reps,
                 "streaming_candles": stream_bars,
+                "in_place_detectors": compiled["detectors"],
+                "in_place_candles_per_detector": compiled["candles"],
                 "window": WINDOW,
                 "quick": quick,
                 "smartmoneyconcepts": pkg.__version__,
             }
         },
     )
+
+
+def _bench_compiled(rows: list[tuple[float, ...]], reps: int, swing_length: int, quick: bool) -> dict[str, Any]:
+    """CompiledSMC against StreamingSMC: one warm detector over ``rows``, then many detectors in turn (module doc)."""
+    from aegis.analytics.smc import StreamingSMC
+    from aegis.analytics.smc_compiled import CompiledSMC, warm_up
+
+    warm_up()
+    best_compiled = float("inf")
+    for _ in range(reps):
+        update = CompiledSMC(swing_length).update
+        start = time.perf_counter_ns()
+        for row in rows:
+            update(*row)
+        best_compiled = min(best_compiled, (time.perf_counter_ns() - start) / 1e3 / len(rows))
+
+    detectors = 60 if quick else IN_PLACE_DETECTORS
+    candles = 300 if quick else IN_PLACE_CANDLES
+    span = len(rows) - candles
+    feeds = [rows[(13 * i) % span : (13 * i) % span + candles] for i in range(detectors)]
+    per_side: dict[str, float] = {}
+    events: dict[str, int] = {}
+    for _ in range(2):  # alternated: python, compiled, python, compiled; best of two each
+        for side, cls in (("python", StreamingSMC), ("compiled", CompiledSMC)):
+            updates = [cls(swing_length).update for _ in range(detectors)]
+            total = 0
+            start = time.perf_counter_ns()
+            for k in range(candles):
+                for i in range(detectors):
+                    total += len(updates[i](*feeds[i][k]))
+            took = (time.perf_counter_ns() - start) / 1e3 / (detectors * candles)
+            per_side[side] = min(per_side.get(side, float("inf")), took)
+            events[side] = total
+    return {
+        "figures": {
+            "smc_streaming_compiled": best_compiled,
+            "smc_in_place_python": per_side["python"],
+            "smc_in_place_compiled": per_side["compiled"],
+        },
+        "events_equal": events["python"] == events["compiled"],
+        "detectors": detectors,
+        "candles": candles,
+    }

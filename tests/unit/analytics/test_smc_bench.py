@@ -15,9 +15,18 @@ def test_smc_benchmark_reports_the_convention_to_both_callers() -> None:
         "smc_five_functions_smartmoneyconcepts",
         "smc_streaming_ours",
         "smc_streaming_smartmoneyconcepts_window_500",
+        "smc_streaming_compiled",
+        "smc_in_place_python",
+        "smc_in_place_compiled",
     } <= names
     assert all(row["value"] > 0 and row["unit"] for row in results)
-    assert set(ratios) == {"smc_vs_smartmoneyconcepts", "smc_streaming_vs_smartmoneyconcepts_window_500"}
+    assert set(ratios) == {
+        "smc_vs_smartmoneyconcepts",
+        "smc_streaming_vs_smartmoneyconcepts_window_500",
+        "smc_streaming_compiled_vs_python",
+        "smc_in_place_compiled_vs_python",
+    }
     assert ratios["smc_vs_smartmoneyconcepts"] > 10  # the target is 100x; a loaded shared machine must not fail CI
     assert part["smc_checks"]["identical_to_smartmoneyconcepts"] is True
+    assert part["smc_checks"]["compiled_events_equal"] is True
     assert dict(part.items())["config"]["smc"]["quick"] is True
