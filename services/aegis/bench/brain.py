@@ -238,7 +238,7 @@ class Ours:
         self.book = CandleBook(history=512, symbol_capacity=len(names))
         self.bus = EventBus()
         self.strategy = Strategy(_strategy_settings(rules), clock=WallClock())
-        self.hub = SignalHub(None)
+        self.hub = SignalHub(None, bus=self.bus)  # as the engine's: each signal also goes on the bus for execution
         self.signals: list[Any] = []
         self.published_ns: list[int] = []
         self.closes = 0

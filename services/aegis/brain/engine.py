@@ -320,9 +320,7 @@ class BrainEngine:
             self.counts["stale_candles"] += 1
         signals = self.strategy.on_candle_closed(event, emit=emit)
         if signals:
-            recv_ns = event.recv_time_ns
-            if recv_ns:
-                signals = [msgspec.structs.replace(s, recv_time_ns=recv_ns) for s in signals]
+            recv_ns = event.recv_time_ns  # the signals carry it already (Strategy.on_candle_closed)
             self.hub.publish_all(signals)
             if self.record_time is not None:
                 self.record_time.add_signals(signals)  # executed in record order, between the price windows

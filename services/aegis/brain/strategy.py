@@ -120,7 +120,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
     candle_open_time_ms: int | None = None
     """Open time of the trigger candle; None for a signal read back from PostgreSQL (the table has no column)."""
     recv_time_ns: int = 0
-    """When the feed received the record that closed the trigger candle (set by the engine; 0: unknown)."""
+    """When the feed received the record that closed the trigger candle (the candle event's; 0: unknown)."""
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -450,6 +450,8 @@ class Strategy:
         self._symbols: dict[str, _SymbolState] = {}
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
         self._feature_buffer = np.empty(N_FEATURES, dtype=np.float64)
+        self._recv_ns = 0
+        """``recv_time_ns`` of the candle event being taken (0: none, as in a warm-up)."""
         warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
         warm_smc_kernel()
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
@@ -489,6 +491,7 @@ class Strategy:
         if event.corrected:
             self.counts["corrections_ignored"] += 1
             return []
+        self._recv_ns = event.recv_time_ns  # the signals carry it: the start of their tick-to-signal latency
         return self._take(event.candle, emit=emit)
 
     def warm_up(self, symbol: str, candles: Iterable[Candle]) -> int:
@@ -499,6 +502,7 @@ class Strategy:
         seen those candles live would hold. Return how many candles were taken.
         """
         self.settle()
+        self._recv_ns = 0
         self._symbols.pop(symbol, None)
         ordered = sorted(
             (c for c in candles if c.symbol == symbol and c.closed and c.timeframe in self.timeframes),
@@ -850,6 +854,7 @@ class Strategy:
             reasons=reasons_for(side, values, sweep, structure),
             created_time_ns=created_ns - created_ns % 1000,
             candle_open_time_ms=c.open_time_ms,
+            recv_time_ns=self._recv_ns,
         )
         if self.inputs is not None:
             self.inputs[signal.signal_id] = self._inputs(state, side, sweep, plan, bar)
