@@ -16,14 +16,16 @@ latency figures. The baseline reads the same timeframes as the strategy (SMC on 
 * ``ours`` — trade records written into a real ring (:mod:`aegis.core.ring`, a file under ``--dir``), read by the
   brain's :class:`~aegis.brain.consumer.RingConsumer` (with its firewall) in batches of ``--batch``, candles by the
   numba :class:`~aegis.brain.candles.CandleBook`, events through the :class:`~aegis.brain.events.EventBus`, closes
-  into :class:`~aegis.brain.strategy.Strategy` (streaming indicators, StreamingSMC, rules, features) and signals into
-  a :class:`~aegis.brain.signals.SignalHub`. Timed: reading and processing (writing the ring is the feed's work).
+  into :class:`~aegis.brain.strategy.Strategy` (streaming indicators, the compiled SMC detector
+  :class:`~aegis.analytics.smc_compiled.CompiledSMC`, rules, features) and signals into a
+  :class:`~aegis.brain.signals.SignalHub` (and onto the bus, as in the engine). Timed: reading and processing
+  (writing the ring is the feed's work).
 * ``python_per_tick_talib`` (baseline) — the straightforward implementation of the same work: the same trades as
   Python tuples (already decoded: no ring, no firewall), one at a time, into dict-based 1m candles with the same
   roll-ups (5m, 15m, 1h, 1d); on each close of a timeframe the strategy reads, TA-Lib's streaming handles
   (``talib.stream``: SMA 20, EMA 20, RSI 14, ATR 14, MACD 12/26/9, BBANDS 20/2, ADX 14) and, on the trigger
-  timeframe and 15m, the same :class:`~aegis.analytics.smc_stream.StreamingSMC` as ours. It makes no signals (no
-  rules, no features): it does less than ours.
+  timeframe and 15m, the Python :class:`~aegis.analytics.smc_stream.StreamingSMC` (the events ours' compiled
+  detector gives, tested event for event). It makes no signals (no rules, no features): it does less than ours.
 
 ``ticks_per_second_per_core`` is records per second of one core (the brain is single-threaded), best of
 ``--repeat``; each repetition times ours, then the baseline on the same minutes, so load drifts hit both. After
@@ -626,7 +628,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             "repeat": options.repeat,
             "rules": options.rules,
             "trigger_timeframe": trigger,
-            "baseline": "python_per_tick_talib: per-tick Python candles + talib.stream handles + StreamingSMC",
+            "baseline": "python_per_tick_talib: per-tick Python candles + talib.stream handles + StreamingSMC (Python)",
             "strategy_counts": strategy_stats,
             "ring": {k: consumer_status.get(k) for k in ("records_processed", "records_lost", "records_rejected")},
             "load_average_1min": load,
