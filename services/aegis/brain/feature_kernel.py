@@ -1,5 +1,9 @@
 """The strategy's feature vector in one numba call: :func:`aegis.brain.features.feature_values`, compiled.
 
+With the vector, the same call gives what the strategy decides on next: whether every feature is finite, the
+confluence score and the confidence (:func:`aegis.brain.strategy.confluence` and ``confidence_of``, the same
+operations in the same order, from the weights the strategy passes), in the three slots after the features.
+
 The signal path reads the indicator rows straight from the indicator banks' arrays and takes the candle, the
 sweep, the zone and the structure as scalars, so a trade idea's 33 features cost one call instead of a few
 dozen Python calls and tuples. Every operation is the Python function's, in the same order (IEEE float64, no
@@ -19,6 +23,13 @@ from numba import njit
 from aegis.brain import features as feat
 
 N_FEATURES = len(feat.FEATURES)
+FINITE, SCORE, CONFIDENCE = N_FEATURES, N_FEATURES + 1, N_FEATURES + 2
+"""Slots of ``out`` after the features: 1.0 when every feature is finite (else 0.0, and the next two are NaN), the
+confluence score, the confidence."""
+OUT_SIZE = N_FEATURES + 3
+_I = feat.FEATURE_INDEX
+D1_BIAS, H1_TREND, M15_STRUCTURE, ZONE_OB = _I["d1_bias"], _I["h1_trend"], _I["m15_structure"], _I["zone_ob"]
+ZONE_FVG, SWEEP_POOL, VOLUME_RATIO = _I["zone_fvg"], _I["sweep_pool"], _I["t_volume_ratio"]
 ATR, RSI, ADX = feat._ATR, feat._RSI, feat._ADX
 EMA, MACD, MACD_HIST = feat._EMA, feat._MACD, feat._MACD_HIST
 BB_UPPER, BB_LOWER, BB_MIDDLE = feat._BB_UPPER, feat._BB_LOWER, feat._BB_MIDDLE
@@ -44,6 +55,7 @@ def _ratio(num: float, den: float, default: float) -> float:
 @njit(cache=True)
 def feature_row(
     out: np.ndarray,
+    weights: np.ndarray,
     t_ind: np.ndarray,
     m15: np.ndarray,
     h1_ind: np.ndarray,
@@ -79,8 +91,9 @@ def feature_row(
     choch_bar: int,
     as_of_ms: int,
 ) -> None:
-    """Write the feature vector into ``out`` (``t_ind``, ``m15``, ``h1_ind``: indicator rows; ``structure_direction``
-    0 for no structure); the arguments are :func:`~aegis.brain.features.feature_values`' unpacked."""
+    """Write the feature vector into ``out`` and the three slots after it (``weights``: see :func:`_score`; ``t_ind``,
+    ``m15``, ``h1_ind``: indicator rows; ``structure_direction`` 0 for no structure); the other arguments are
+    :func:`~aegis.brain.features.feature_values`' unpacked."""
     s = float(side)
     t_atr = t_ind[ATR]
     taker_share = _ratio(taker, volume, 0.5)
@@ -135,10 +148,40 @@ def feature_row(
     out[30] = d1_return
     out[31] = math.sin(2 * math.pi * hour / 24)
     out[32] = math.cos(2 * math.pi * hour / 24)
+    _score(out, weights)
+
+
+@njit(cache=True)
+def _score(out: np.ndarray, weights: np.ndarray) -> None:
+    """``out[FINITE]``, ``out[SCORE]``, ``out[CONFIDENCE]`` from the features; ``weights``: the confluence weights of
+    d1_bias, h1_trend, m15_structure, zone, sweep_pool and volume, then the confidence's center and slope."""
+    for i in range(N_FEATURES):
+        if not math.isfinite(out[i]):
+            out[FINITE] = 0.0
+            out[SCORE] = math.nan
+            out[CONFIDENCE] = math.nan
+            return
+    out[FINITE] = 1.0
+    zone = 0.6 * out[ZONE_OB] + 0.4 * out[ZONE_FVG]
+    zone = zone if zone < 1.0 else 1.0  # min(1.0, zone), Python's tie and all
+    volume = out[VOLUME_RATIO] - 0.5
+    volume = volume if volume > 0.0 else 0.0  # max(0.0, ...)
+    volume = volume if volume < 1.0 else 1.0
+    score = (
+        weights[0] * out[D1_BIAS]
+        + weights[1] * out[H1_TREND]
+        + weights[2] * out[M15_STRUCTURE]
+        + weights[3] * zone
+        + weights[4] * out[SWEEP_POOL]
+        + weights[5] * volume
+    )
+    out[SCORE] = score
+    out[CONFIDENCE] = 1.0 / (1.0 + math.exp(-weights[7] * (score - weights[6])))
 
 
 def compiled_feature_values(
     out: np.ndarray,
+    weights: np.ndarray,
     *,
     side: int,
     entry: float,
@@ -156,25 +199,26 @@ def compiled_feature_values(
     as_of_ms: int,
 ) -> tuple[float, ...]:
     """:func:`~aegis.brain.features.feature_values` with the same keywords (indicator rows as float64 arrays), by
-    :func:`feature_row`; ``out`` is a float64 buffer of :data:`N_FEATURES` reused between calls."""
+    :func:`feature_row`; ``out`` is a float64 buffer of :data:`OUT_SIZE` reused between calls (the finite flag, the
+    score and the confidence stay in it)."""
     zone = sweep.zone
     d = day if day is not None else (math.nan, math.nan, math.nan, math.nan)
     feature_row(
-        out, trigger_indicators, m15_indicators, h1[1], side, entry, sl_pct, tp_pct, *candle, mean_volume, h1[0],
-        day is not None, *d, sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme,
+        out, weights, trigger_indicators, m15_indicators, h1[1], side, entry, sl_pct, tp_pct, *candle, mean_volume,
+        h1[0], day is not None, *d, sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme,
         sweep.pool, sweep.ref_level, zone is not None,
         zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
         zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
         zone.formed_time_ms if zone is not None else 0, structure.direction if structure is not None else 0,
         choch_bar, as_of_ms,
     )  # fmt: skip
-    return tuple(out.tolist())
+    return tuple(out[:N_FEATURES].tolist())
 
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the kernel."""
     row = np.zeros(len(feat.StreamingIndicators.COLUMNS))
     feature_row(
-        np.zeros(N_FEATURES), row, row, row, 1, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, True, 1.0, 1.0, 1.0,
-        1.0, 1, 0, 0, 1.0, 1.0, False, 1.0, True, True, False, 1.0, 1.0, 0, 1, 1, 0,
+        np.zeros(OUT_SIZE), np.ones(8), row, row, row, 1, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, True, 1.0, 1.0,
+        1.0, 1.0, 1, 0, 0, 1.0, 1.0, False, 1.0, True, True, False, 1.0, 1.0, 0, 1, 1, 0,
     )  # fmt: skip

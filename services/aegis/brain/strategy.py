@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -61,7 +61,7 @@ from aegis.analytics.smc_stream import (
 )
 from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import N_FEATURES, compiled_feature_values
+from aegis.brain.feature_kernel import FINITE, OUT_SIZE, compiled_feature_values
 from aegis.brain.feature_kernel import warm_up as warm_feature_kernel
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
@@ -203,8 +203,7 @@ def rule_based_return_pct(confidence: float, sl_pct: float, tp_pct: float, fee_p
     return confidence * tp_pct - (1.0 - confidence) * sl_pct - fee_pct
 
 
-@dataclass(frozen=True, slots=True)
-class TradePlan:
+class TradePlan(NamedTuple):
     sl_pct: float
     tp_pct: float
     stop_price: float
@@ -449,7 +448,13 @@ class Strategy:
         self._banks = {tf: _IndicatorBank() for tf in self.timeframes}
         self._symbols: dict[str, _SymbolState] = {}
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
-        self._feature_buffer = np.empty(N_FEATURES, dtype=np.float64)
+        self._feature_buffer = np.empty(OUT_SIZE, dtype=np.float64)
+        w = CONFLUENCE_WEIGHTS
+        self._weights = np.array(
+            [w[k] for k in ("d1_bias", "h1_trend", "m15_structure", "zone", "sweep_pool", "volume")]
+            + [CONFIDENCE_CENTER, CONFIDENCE_SLOPE]
+        )
+        """What :func:`confluence` and :func:`confidence_of` use, for the feature kernel (which applies them)."""
         self._recv_ns = 0
         """``recv_time_ns`` of the candle event being taken (0: none, as in a warm-up)."""
         warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
@@ -823,10 +828,11 @@ class Strategy:
             return None
         structure = state.structure
         values = self._features(state, series, side, sweep, plan, structure, bar)
-        if not all(map(math.isfinite, values)):
+        # the kernel also did `all(map(math.isfinite, values))`, `confluence(values)` and `confidence_of(score)`
+        finite, _, confidence = self._feature_buffer[FINITE:].tolist()
+        if not finite:
             self.counts["warming_up"] += 1
             return None
-        confidence = confidence_of(confluence(values))
         if confidence < self.settings.min_confidence:
             self.counts["low_confidence"] += 1
             return None
@@ -901,6 +907,7 @@ class Strategy:
         banks = self._banks
         return compiled_feature_values(
             self._feature_buffer,
+            self._weights,
             side=side,
             entry=series.close,
             sl_pct=plan.sl_pct,

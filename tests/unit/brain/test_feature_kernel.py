@@ -9,7 +9,19 @@ import numpy as np
 
 from aegis.analytics.indicators import StreamingIndicators
 from aegis.brain import features as feat
-from aegis.brain.feature_kernel import N_FEATURES, compiled_feature_values
+from aegis.brain.feature_kernel import CONFIDENCE, FINITE, OUT_SIZE, SCORE, compiled_feature_values
+from aegis.brain.strategy import (
+    CONFIDENCE_CENTER,
+    CONFIDENCE_SLOPE,
+    CONFLUENCE_WEIGHTS,
+    confidence_of,
+    confluence,
+)
+
+WEIGHTS = np.array(
+    [CONFLUENCE_WEIGHTS[k] for k in ("d1_bias", "h1_trend", "m15_structure", "zone", "sweep_pool", "volume")]
+    + [CONFIDENCE_CENTER, CONFIDENCE_SLOPE]
+)
 
 SPECIAL = (0.0, -0.0, math.nan, math.inf, -math.inf, 1.0, -1.0)
 
@@ -79,17 +91,25 @@ def _case(rng: random.Random) -> dict:
 
 def test_the_compiled_features_equal_the_python_function_bit_for_bit() -> None:
     rng = random.Random(20261122)
-    out = np.empty(N_FEATURES)
-    nan_seen = zero_den_seen = 0
+    out = np.empty(OUT_SIZE)
+    nan_seen = zero_den_seen = scored = 0
     for _ in range(20_000):
         case = _case(rng)
         python_form = {**case, "trigger_indicators": tuple(case["trigger_indicators"].tolist())}
         python_form["m15_indicators"] = tuple(case["m15_indicators"].tolist())
         python_form["h1"] = (case["h1"][0], tuple(case["h1"][1].tolist()))
         expected = feat.feature_values(**python_form)
-        got = compiled_feature_values(out, **case)
+        got = compiled_feature_values(out, WEIGHTS, **case)
         assert [v.hex() for v in got] == [v.hex() for v in expected], case
+        # and what the strategy decides on next: all finite? the confluence score, the confidence
+        finite = all(map(math.isfinite, expected))
+        assert out[FINITE] == (1.0 if finite else 0.0)
+        if finite:
+            score = confluence(expected)
+            assert out[SCORE].hex() == score.hex() and out[CONFIDENCE].hex() == confidence_of(score).hex()
+            scored += 1
         nan_seen += any(math.isnan(v) for v in expected)
         zero_den_seen += case["candle"][2] == 0  # the taker share's default
     assert len(got) == len(feat.FEATURES)
     assert nan_seen > 1000 and zero_den_seen > 1000  # the edge branches were taken, not just the ordinary one
+    assert scored > 100
