@@ -179,42 +179,6 @@ def _score(out: np.ndarray, weights: np.ndarray) -> None:
     out[CONFIDENCE] = 1.0 / (1.0 + math.exp(-weights[7] * (score - weights[6])))
 
 
-def compiled_feature_values(
-    out: np.ndarray,
-    weights: np.ndarray,
-    *,
-    side: int,
-    entry: float,
-    sl_pct: float,
-    tp_pct: float,
-    trigger_indicators: np.ndarray,
-    m15_indicators: np.ndarray,
-    h1: tuple[float, np.ndarray],
-    candle: tuple[float, float, float, float],
-    mean_volume: float,
-    day: tuple[float, float, float, float] | None,
-    sweep: feat.Sweep,
-    structure: feat.Structure | None,
-    choch_bar: int,
-    as_of_ms: int,
-) -> tuple[float, ...]:
-    """:func:`~aegis.brain.features.feature_values` with the same keywords (indicator rows as float64 arrays), by
-    :func:`feature_row`; ``out`` is a float64 buffer of :data:`OUT_SIZE` reused between calls (the finite flag, the
-    score and the confidence stay in it)."""
-    zone = sweep.zone
-    d = day if day is not None else (math.nan, math.nan, math.nan, math.nan)
-    feature_row(
-        out, weights, trigger_indicators, m15_indicators, h1[1], side, entry, sl_pct, tp_pct, *candle, mean_volume,
-        h1[0], day is not None, *d, sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme,
-        sweep.pool, sweep.ref_level, zone is not None,
-        zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
-        zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
-        zone.formed_time_ms if zone is not None else 0, structure.direction if structure is not None else 0,
-        choch_bar, as_of_ms,
-    )  # fmt: skip
-    return tuple(out[:N_FEATURES].tolist())
-
-
 def warm_up() -> None:
     """Compile (or load from numba's cache) the kernel."""
     row = np.zeros(len(feat.StreamingIndicators.COLUMNS))

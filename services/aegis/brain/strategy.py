@@ -61,7 +61,7 @@ from aegis.analytics.smc_stream import (
 )
 from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import FINITE, OUT_SIZE, compiled_feature_values
+from aegis.brain.feature_kernel import FINITE, OUT_SIZE, feature_row
 from aegis.brain.feature_kernel import warm_up as warm_feature_kernel
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
@@ -457,6 +457,8 @@ class Strategy:
         """What :func:`confluence` and :func:`confidence_of` use, for the feature kernel (which applies them)."""
         self._recv_ns = 0
         """``recv_time_ns`` of the candle event being taken (0: none, as in a warm-up)."""
+        self._scores: list[float] = []
+        """The last feature vector's finite flag (1.0 / 0.0), confluence score and confidence (the kernel's)."""
         warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
         warm_smc_kernel()
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
@@ -829,7 +831,7 @@ class Strategy:
         structure = state.structure
         values = self._features(state, series, side, sweep, plan, structure, bar)
         # the kernel also did `all(map(math.isfinite, values))`, `confluence(values)` and `confidence_of(score)`
-        finite, _, confidence = self._feature_buffer[FINITE:].tolist()
+        finite, _, confidence = self._scores
         if not finite:
             self.counts["warming_up"] += 1
             return None
@@ -905,24 +907,25 @@ class Strategy:
             structure=structure,
         )
         banks = self._banks
-        return compiled_feature_values(
-            self._feature_buffer,
-            self._weights,
-            side=side,
-            entry=series.close,
-            sl_pct=plan.sl_pct,
-            tp_pct=plan.tp_pct,
-            trigger_indicators=banks[series.timeframe].row(row),
-            m15_indicators=banks[STRUCTURE_TIMEFRAME].row(row),
-            h1=(h1.close, banks[TREND_TIMEFRAME].row(row)),
-            candle=(last[1], last[4], last[5], last[6]),
-            mean_volume=feat.numpy_mean(series.volumes),
-            day=(day[1], day[2], day[3], day[4]) if day is not None else None,
-            sweep=sweep,
-            structure=structure,
-            choch_bar=bar,
-            as_of_ms=t,
-        )
+        zone = sweep.zone
+        has_day = day is not None
+        if not has_day:
+            day = (0, math.nan, math.nan, math.nan, math.nan)
+        out = self._feature_buffer
+        # feature_values(...) compiled, its arguments unpacked positionally (the signal path: no keyword dicts)
+        feature_row(
+            out, self._weights, banks[series.timeframe].row(row), banks[STRUCTURE_TIMEFRAME].row(row),
+            banks[TREND_TIMEFRAME].row(row), side, series.close, plan.sl_pct, plan.tp_pct, last[1], last[4], last[5],
+            last[6], feat.numpy_mean(series.volumes), h1.close, has_day, day[1], day[2], day[3], day[4],
+            sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme, sweep.pool, sweep.ref_level,
+            zone is not None, zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
+            zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
+            zone.formed_time_ms if zone is not None else 0, structure.direction if structure is not None else 0,
+            bar, t,
+        )  # fmt: skip
+        values = out.tolist()
+        self._scores = values[FINITE:]
+        return tuple(values[:FINITE])
 
     def _predict(self, vector: feat.FeatureVector, confidence: float, plan: TradePlan) -> tuple[float, str]:
         if self.predictor is not None:

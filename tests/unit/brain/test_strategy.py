@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from aegis.brain import features as feat
 from aegis.brain.candles import CandleBook
 from aegis.brain.events import CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import FINITE
 from aegis.brain.strategy import (
     CONFIDENCE_CENTER,
     RULES_MODEL_VERSION,
@@ -354,7 +353,7 @@ class _CheckedStrategy(Strategy):
         reference = tuple(feat.compute(inputs).tolist())
         assert [v.hex() for v in fast] == [v.hex() for v in reference]  # bit for bit, NaN and -0.0 included
         assert inputs.structure == structure
-        finite, score, confidence = self._feature_buffer[FINITE:].tolist()  # the kernel's next steps, checked too
+        finite, score, confidence = self._scores  # the kernel's next steps, checked too
         assert finite == all(map(math.isfinite, reference))
         if finite:
             assert (score, confidence) == (confluence(reference), confidence_of(confluence(reference)))
