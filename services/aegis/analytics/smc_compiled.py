@@ -33,8 +33,9 @@ from aegis.analytics.smc_stream import (
     SmcEvent,
     StructureEvent,
     SwingEvent,
+    check_options,
+    raise_if_not_finite,
 )
-from aegis.errors import ValidationError
 
 __all__ = ["CompiledSMC", "warm_up"]
 
@@ -128,12 +129,7 @@ class CompiledSMC:
         float32_levels: bool = False,
         horizon: int | None = DEFAULT_HORIZON,
     ) -> None:
-        if int(swing_length) < 1:
-            raise ValidationError("swing_length", f"must be >= 1, got {swing_length}")
-        if horizon is not None and int(horizon) < 4 * int(swing_length):
-            raise ValidationError("horizon", f"must be >= 4 * swing_length = {4 * int(swing_length)}, got {horizon}")
-        if liquidity_band is not None and not liquidity_band >= 0:
-            raise ValidationError("liquidity_band", f"must be >= 0, got {liquidity_band}")
+        check_options(swing_length, liquidity_band, horizon)
         self.swing_length = int(swing_length)
         self.close_break = close_break
         self.close_mitigation = close_mitigation
@@ -221,9 +217,7 @@ class CompiledSMC:
     def _retry(self, n: int, open: float, high: float, low: float, close: float, volume: float) -> int:
         """The kernel changed nothing: raise for a non-finite value (-2), or grow the arrays until it fits (-1)."""
         if n == -2:
-            for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
-                if not math.isfinite(value):
-                    raise ValidationError(name, f"must be finite, got {value}")
+            raise_if_not_finite(open, high, low, close, volume)
         while n == -1:
             self._grow()
             n = _update(self._s, open, high, low, close, volume)

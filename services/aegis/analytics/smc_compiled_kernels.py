@@ -419,6 +419,19 @@ def _gap_limits(ints, floats):
 
 
 @njit(inline="always", cache=True)
+def _insert_gap(ints, floats, gi, gf, n, pos, index, level, other):
+    """Put gap ``index`` (sort ``level``, ``other`` side) at row ``pos`` of a gap list of ``n`` rows (ints from
+    ``gi``, float pairs from ``gf``), moving the rows from ``pos`` on one down."""
+    for x in range(n, pos, -1):
+        ints[gi + x] = ints[gi + x - 1]
+        floats[gf + 2 * x] = floats[gf + 2 * (x - 1)]
+        floats[gf + 2 * x + 1] = floats[gf + 2 * (x - 1) + 1]
+    ints[gi + pos] = index
+    floats[gf + 2 * pos] = level
+    floats[gf + 2 * pos + 1] = other
+
+
+@njit(inline="always", cache=True)
 def _form_gap(ints, floats, t, row, nb, nr):
     i = t - 1
     sb = H_REGIONS + 4 * R_BULL
@@ -437,13 +450,7 @@ def _form_gap(ints, floats, t, row, nb, nr):
         pos = nb
         while pos > 0 and floats[bf + 2 * (pos - 1)] > top:
             pos -= 1
-        for x in range(nb, pos, -1):
-            ints[bi + x] = ints[bi + x - 1]
-            floats[bf + 2 * x] = floats[bf + 2 * (x - 1)]
-            floats[bf + 2 * x + 1] = floats[bf + 2 * (x - 1) + 1]
-        ints[bi + pos] = i
-        floats[bf + 2 * pos] = top
-        floats[bf + 2 * pos + 1] = bottom
+        _insert_gap(ints, floats, bi, bf, nb, pos, i, top, bottom)
         ints[sb + 3] = nb + 1
         _emit(ints, floats, EV_FVG, t, i, 1, 0, -1, 0, 0, top, bottom, 0.0, 0.0)
         return True
@@ -453,13 +460,7 @@ def _form_gap(ints, floats, t, row, nb, nr):
         pos = nr
         while pos > 0 and floats[rf + 2 * (pos - 1)] <= bottom:
             pos -= 1
-        for x in range(nr, pos, -1):
-            ints[ri + x] = ints[ri + x - 1]
-            floats[rf + 2 * x] = floats[rf + 2 * (x - 1)]
-            floats[rf + 2 * x + 1] = floats[rf + 2 * (x - 1) + 1]
-        ints[ri + pos] = i
-        floats[rf + 2 * pos] = bottom
-        floats[rf + 2 * pos + 1] = top
+        _insert_gap(ints, floats, ri, rf, nr, pos, i, bottom, top)
         ints[sr + 3] = nr + 1
         _emit(ints, floats, EV_FVG, t, i, -1, 0, -1, 0, 0, top, bottom, 0.0, 0.0)
         return True

@@ -154,6 +154,23 @@ DEFAULT_HORIZON = 2000
 ``AEGIS_STRATEGY_ZONE_MAX_AGE_BARS`` (96) bars old, far inside it."""
 
 
+def check_options(swing_length: int, liquidity_band: float | None, horizon: int | None) -> None:
+    """Raise ValidationError for options no detector takes (StreamingSMC's and CompiledSMC's constructors)."""
+    if int(swing_length) < 1:
+        raise ValidationError("swing_length", f"must be >= 1, got {swing_length}")
+    if horizon is not None and int(horizon) < 4 * int(swing_length):
+        raise ValidationError("horizon", f"must be >= 4 * swing_length = {4 * int(swing_length)}, got {horizon}")
+    if liquidity_band is not None and not liquidity_band >= 0:
+        raise ValidationError("liquidity_band", f"must be >= 0, got {liquidity_band}")
+
+
+def raise_if_not_finite(open: float, high: float, low: float, close: float, volume: float) -> None:
+    """Raise ValidationError naming the first of a candle's values that is NaN or infinite (a detector refuses it)."""
+    for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
+        if not math.isfinite(value):
+            raise ValidationError(name, f"must be finite, got {value}")
+
+
 class StreamingSMC:
     """Causal SMC detector for one symbol and one timeframe: feed closed candles to :meth:`update`."""
 
@@ -168,12 +185,7 @@ class StreamingSMC:
         float32_levels: bool = False,
         horizon: int | None = DEFAULT_HORIZON,
     ) -> None:
-        if int(swing_length) < 1:
-            raise ValidationError("swing_length", f"must be >= 1, got {swing_length}")
-        if horizon is not None and int(horizon) < 4 * int(swing_length):
-            raise ValidationError("horizon", f"must be >= 4 * swing_length = {4 * int(swing_length)}, got {horizon}")
-        if liquidity_band is not None and not liquidity_band >= 0:
-            raise ValidationError("liquidity_band", f"must be >= 0, got {liquidity_band}")
+        check_options(swing_length, liquidity_band, horizon)
         self.swing_length = int(swing_length)
         self.close_break = close_break
         self.close_mitigation = close_mitigation
@@ -229,9 +241,7 @@ class StreamingSMC:
     def update(self, open: float, high: float, low: float, close: float, volume: float) -> list[SmcEvent]:
         """Take the next closed candle; return what became known at it, in a fixed order."""
         if not math.isfinite(open + high + low + close + volume):  # a NaN or an infinity (or an overflowing sum)
-            for name, value in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
-                if not math.isfinite(value):
-                    raise ValidationError(name, f"must be finite, got {value}")
+            raise_if_not_finite(open, high, low, close, volume)
         t = self._t
         self._t = t + 1
         if t == self._next_trim:

@@ -36,20 +36,9 @@ BB_UPPER, BB_LOWER, BB_MIDDLE = feat._BB_UPPER, feat._BB_LOWER, feat._BB_MIDDLE
 DAY_MS, HOUR_MS = feat._DAY_MS, feat._HOUR_MS
 
 
-@njit(cache=True)
-def _sign(x: float) -> float:
-    if x > 0:
-        return 1.0
-    if x < 0:
-        return -1.0
-    return 0.0 if x == 0 else math.nan
-
-
-@njit(cache=True)
-def _ratio(num: float, den: float, default: float) -> float:
-    if math.isnan(num) or math.isnan(den):
-        return math.nan
-    return default if den == 0 else num / den
+# the Python form's own helpers, compiled (one definition: features._sign and features._ratio)
+_sign = njit(cache=True)(feat._sign)
+_ratio = njit(cache=True)(feat._ratio)
 
 
 @njit(cache=True)

@@ -58,10 +58,11 @@ from aegis.analytics.smc_stream import (
     SmcEvent,
     StructureEvent,
     SwingEvent,
+    raise_if_not_finite,
 )
 from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import FINITE, OUT_SIZE, feature_row
+from aegis.brain.feature_kernel import CONFIDENCE, FINITE, OUT_SIZE, feature_row
 from aegis.brain.feature_kernel import warm_up as warm_feature_kernel
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
@@ -350,7 +351,6 @@ class _Series:
     __slots__ = (
         "close",
         "close_time_ms",
-        "keep",
         "last_open_ms",
         "recent",
         "smc",
@@ -364,7 +364,6 @@ class _Series:
     def __init__(self, timeframe: str, keep: int, smc: CompiledSMC | None, view: SmcView | None = None) -> None:
         self.timeframe = timeframe
         self.width = WIDTHS_MS[INDEX_BY_NAME[timeframe]]
-        self.keep = keep
         self.recent: deque[tuple[int, float, float, float, float, float, float]] = deque(maxlen=keep)
         self.volumes = array("d")
         """The volumes of ``recent``, oldest first, in one buffer (the volume ratio's mean reads them all)."""
@@ -457,8 +456,6 @@ class Strategy:
         """What :func:`confluence` and :func:`confidence_of` use, for the feature kernel (which applies them)."""
         self._recv_ns = 0
         """``recv_time_ns`` of the candle event being taken (0: none, as in a warm-up)."""
-        self._scores: list[float] = []
-        """The last feature vector's finite flag (1.0 / 0.0), confluence score and confidence (the kernel's)."""
         warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
         warm_smc_kernel()
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
@@ -585,7 +582,7 @@ class Strategy:
         high, low, close = c.high, c.low, c.close
         smc = series.smc
         if smc is not None and not math.isfinite(c.open + high + low + close + c.volume):
-            smc.update(c.open, high, low, close, c.volume)  # raises, naming the value, before any state moves
+            raise_if_not_finite(c.open, high, low, close, c.volume)  # as the detector would, before any state moves
         self.counts["candles"] += 1
         series.last_open_ms = open_ms
         series.close_time_ms = c.close_time_ms
@@ -593,7 +590,7 @@ class Strategy:
         series.recent.append((open_ms, c.open, high, low, close, c.volume, c.taker_buy_volume))
         volumes = series.volumes
         volumes.append(c.volume)
-        if len(volumes) > series.keep:
+        if len(volumes) > series.recent.maxlen:  # type: ignore[operator]
             del volumes[0]
         bank.update(state.row, high, low, close)
         if smc is None:
@@ -829,9 +826,7 @@ class Strategy:
             self.counts["warming_up" if plan == "WARMING_UP" else "stop_too_far"] += 1
             return None
         structure = state.structure
-        values = self._features(state, series, side, sweep, plan, structure, bar)
-        # the kernel also did `all(map(math.isfinite, values))`, `confluence(values)` and `confidence_of(score)`
-        finite, _, confidence = self._scores
+        values, finite, confidence = self._features(state, series, side, sweep, plan, structure, bar)
         if not finite:
             self.counts["warming_up"] += 1
             return None
@@ -877,8 +872,9 @@ class Strategy:
         plan: TradePlan,
         structure: feat.Structure | None,
         bar: int,
-    ) -> tuple[float, ...]:
-        """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs.
+    ) -> tuple[tuple[float, ...], bool, float]:
+        """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs, with
+        whether every value is finite and the confidence (``confidence_of(confluence(values))``, NaN when not finite).
 
         The same values (:func:`~aegis.brain.features.feature_values`, what ``compute`` applies, compiled as
         :func:`~aegis.brain.feature_kernel.feature_row` and reading the indicator rows in place; the window's mean
@@ -924,8 +920,7 @@ class Strategy:
             bar, t,
         )  # fmt: skip
         values = out.tolist()
-        self._scores = values[FINITE:]
-        return tuple(values[:FINITE])
+        return tuple(values[:FINITE]), values[FINITE] == 1.0, values[CONFIDENCE]
 
     def _predict(self, vector: feat.FeatureVector, confidence: float, plan: TradePlan) -> tuple[float, str]:
         if self.predictor is not None:

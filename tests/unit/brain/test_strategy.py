@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from aegis.brain import features as feat
 from aegis.brain.candles import CandleBook
 from aegis.brain.events import CandleClosed, SignalGenerated
+from aegis.brain.feature_kernel import SCORE
 from aegis.brain.strategy import (
     CONFIDENCE_CENTER,
     RULES_MODEL_VERSION,
@@ -347,18 +348,18 @@ class _CheckedStrategy(Strategy):
     compared = 0
 
     def _features(self, state, series, side, sweep, plan, structure, bar):  # type: ignore[no-untyped-def]
-        fast = super()._features(state, series, side, sweep, plan, structure, bar)
+        fast, finite, confidence = super()._features(state, series, side, sweep, plan, structure, bar)
         inputs = self._inputs(state, side, sweep, plan, bar)
         inputs.check_causal()
         reference = tuple(feat.compute(inputs).tolist())
         assert [v.hex() for v in fast] == [v.hex() for v in reference]  # bit for bit, NaN and -0.0 included
         assert inputs.structure == structure
-        finite, score, confidence = self._scores  # the kernel's next steps, checked too
-        assert finite == all(map(math.isfinite, reference))
+        assert finite == all(map(math.isfinite, reference))  # the kernel's next steps, checked too
+        score = self._feature_buffer[SCORE]
         if finite:
             assert (score, confidence) == (confluence(reference), confidence_of(confluence(reference)))
         self.compared += 1
-        return fast
+        return fast, finite, confidence
 
 
 def test_the_streaming_feature_path_equals_compute_of_the_inputs_bit_for_bit(
