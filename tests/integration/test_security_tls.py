@@ -28,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aegis import config, observability, testing
 
 OK = health_pb2.HealthCheckResponse.SERVING
+ANSWERED = (OK, health_pb2.HealthCheckResponse.NOT_SERVING)
 CA = tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path]
 
 
@@ -123,10 +124,16 @@ def test_tls_port_refuses_plaintext_and_serves_clients_with_the_ca(
             f"{refused_other}, CA{' without client cert' if mutual else ''} -> {without_cert}, "
             f"CA + client cert -> {_check(proc.address, with_cert)}"
         )
+        # An answer of any health status proves the TLS handshake passed. SERVING is not asked for again: under
+        # load a 1 s dependency check can time out and flip the status to NOT_SERVING for a second, which is
+        # the health monitor doing its job, not TLS failing.
         assert refused_plain == "UNAVAILABLE"
         assert refused_other == "UNAVAILABLE"
-        assert without_cert == ("UNAVAILABLE" if mutual else OK)
-        assert _check(proc.address, with_cert) == OK
+        if mutual:
+            assert without_cert == "UNAVAILABLE"
+        else:
+            assert without_cert in ANSWERED, without_cert
+        assert _check(proc.address, with_cert) in ANSWERED
         assert '"tls": true' in proc.log_text()
     finally:
         proc.stop()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis import observability
 from aegis.core.clock import RecordClock, record_clock
@@ -25,8 +25,10 @@ from aegis.server import ServiceContext, ServiceDefinition, ServiceParts
 from aegis.virtual_account import settings as account_settings
 from aegis.virtual_account.book import DEFAULT_ACCOUNTS, AccountBook
 from aegis.virtual_account.events import EventHub
-from aegis.virtual_account.live import LiveMirror
 from aegis.virtual_account.servicer import VirtualAccountServicer, registration
+
+if TYPE_CHECKING:
+    from aegis.virtual_account.live import LiveMirror
 
 log = logging.getLogger("aegis.virtual_account")
 
@@ -70,8 +72,9 @@ async def setup(ctx: ServiceContext) -> ServiceParts:
     live = ctx.settings.live
     mirror: LiveMirror | None = None
     accounts = dict(DEFAULT_ACCOUNTS)
-    if ctx.settings.mode == "live":
+    if ctx.settings.mode == "live":  # the exchange client and the mirror load only here (aiohttp: ~0.1 s at start)
         from aegis.exchange.trading import BinanceTrading
+        from aegis.virtual_account.live import LiveMirror
 
         client = BinanceTrading(
             ctx.settings.feed.rest_url, ctx.settings.binance_api_key.reveal(), ctx.settings.binance_api_secret.reveal()

@@ -19,6 +19,7 @@ one transaction, each keeping its own idempotency and its own answer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -38,9 +39,10 @@ from aegis.virtual_account.book import (
     OpenRequest,
 )
 from aegis.virtual_account.events import EventHub
-from aegis.virtual_account.live import LiveMirror
-from aegis.virtual_account.reconcile import report_to_pb
 from aegis.wire import when
+
+if TYPE_CHECKING:  # the live mirror's module (aiohttp, the exchange client) loads only in live mode
+    from aegis.virtual_account.live import LiveMirror
 
 SERVICE_NAME = "aegis.v1.VirtualAccountService"
 
@@ -199,6 +201,8 @@ class VirtualAccountServicer(va_grpc.VirtualAccountServiceServicer):
                 )
         except AegisError as exc:
             await abort_with(context, exc)
+        from aegis.virtual_account.reconcile import report_to_pb  # live mode only: loaded with the live mirror
+
         return va_pb.ReconcileResponse(report=report_to_pb(report))
 
     async def ApplyPriceUpdates(

@@ -115,9 +115,15 @@ def wait_for(what: str, fetch, accept, timeout_s: float, logs: Path):  # type: i
     deadline = time.monotonic() + timeout_s
     value = None
     while time.monotonic() < deadline:
-        value = fetch()
-        if accept(value):
-            return value
+        try:
+            value = fetch()
+        except grpc.RpcError as exc:  # SERVING comes first; the brain answers UNAVAILABLE while its engine loads
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            value = exc.details()
+        else:
+            if accept(value):
+                return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last value {value}; logs in {logs}")
 
