@@ -550,13 +550,22 @@ class StrategySettings:
         "Stop-loss distance beyond the sweep extreme (or the zone's far side), in trigger-timeframe ATRs.",
     )
     min_sl_pct: float = setting(
-        "AEGIS_STRATEGY_MIN_SL_PCT", 0.2, positive_float, "Narrowest stop-loss in percent of the entry (widened to it)."
+        "AEGIS_STRATEGY_MIN_SL_PCT",
+        0.2,
+        bounded(0, 100, lo_open=True),
+        "Narrowest stop-loss in percent of the entry (widened to it).",
     )
     max_sl_pct: float = setting(
-        "AEGIS_STRATEGY_MAX_SL_PCT", 2.5, positive_float, "No signal when the stop-loss would be farther (percent)."
+        "AEGIS_STRATEGY_MAX_SL_PCT",
+        2.5,
+        bounded(0, 100, lo_open=True),
+        "No signal when the stop-loss would be farther (percent).",
     )
     reward_risk: float = setting(
-        "AEGIS_STRATEGY_REWARD_RISK", 2.0, positive_float, "Take-profit distance as a multiple of the stop distance."
+        "AEGIS_STRATEGY_REWARD_RISK",
+        2.0,
+        bounded(0, 100, lo_open=True),
+        "Take-profit distance as a multiple of the stop distance.",
     )
     min_confidence: float = setting(
         "AEGIS_STRATEGY_MIN_CONFIDENCE", 0.5, bounded(0, 1), "Setups whose confidence is lower emit no signal."

@@ -339,33 +339,39 @@ def numpy_mean(values: Sequence[float]) -> float:
 
 
 def _pairwise_sum(a: Sequence[float], start: int, n: int) -> float:
+    if n <= 128:
+        return _pairwise_block(a, start, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(a, start, half) + _pairwise_sum(a, start + half, n - half)
+
+
+def _pairwise_block(a: Sequence[float], start: int, n: int) -> float:
+    """NumPy's sum of ``a[start:start + n]`` for ``n <= 128`` (also compiled by the strategy's decision kernel)."""
     if n < 8:
         total = -0.0
         for i in range(start, start + n):
             total += a[i]
         return total
-    if n <= 128:
-        r0, r1, r2, r3, r4, r5, r6, r7 = a[start : start + 8]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            j = start + i
-            r0 += a[j]
-            r1 += a[j + 1]
-            r2 += a[j + 2]
-            r3 += a[j + 3]
-            r4 += a[j + 4]
-            r5 += a[j + 5]
-            r6 += a[j + 6]
-            r7 += a[j + 7]
-            i += 8
-        total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        for j in range(start + i, start + n):
-            total += a[j]
-        return total
-    half = n // 2
-    half -= half % 8
-    return _pairwise_sum(a, start, half) + _pairwise_sum(a, start + half, n - half)
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        j = start + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(start + i, start + n):
+        total += a[j]
+    return total
 
 
 _ATR, _RSI, _ADX = _COLUMN["atr"], _COLUMN["rsi"], _COLUMN["adx"]

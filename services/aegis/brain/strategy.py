@@ -25,7 +25,11 @@ Latency: a trigger candle's decision reads only what was known before that candl
 sweeps, the 15m structure and zones, the indicators), so :meth:`Strategy.on_candle_closed` decides and returns
 the signals first; the candle's own bookkeeping (the detector's update, the swings it confirms, the candle's own
 sweep, the market-state view) is :meth:`Strategy.settle`, which the caller runs once the signals are published
-and every other entry point runs first. The signals are the same as with the bookkeeping first (tested).
+and every other entry point runs first. The signals are the same as with the bookkeeping first (tested). The
+decision itself is one numba call (:func:`aegis.brain.decision_kernel.decide`) over per-symbol arrays that mirror
+the pending sweeps and the context (tested after every real candle); it computes exactly what :func:`plan_trade`,
+:func:`aegis.brain.features.compute`, :func:`confluence`, :func:`confidence_of` and :func:`rule_based_return_pct`
+give, which the tests check at every trigger of the real klines.
 """
 
 from __future__ import annotations
@@ -60,10 +64,10 @@ from aegis.analytics.smc_stream import (
     SwingEvent,
     raise_if_not_finite,
 )
+from aegis.brain import decision_kernel as dk
 from aegis.brain import features as feat
 from aegis.brain.events import Candle, CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import CONFIDENCE, FINITE, OUT_SIZE, feature_row
-from aegis.brain.feature_kernel import warm_up as warm_feature_kernel
+from aegis.brain.feature_kernel import CONFIDENCE, FINITE
 from aegis.brain.numeric import price_decimal
 from aegis.brain.timeframes import INDEX_BY_NAME, WIDTHS_MS, Clock
 from aegis.brain.zones import SmcView
@@ -88,7 +92,11 @@ CONFIDENCE_SLOPE = 4.0
 """Steepness of the logistic map from score to confidence."""
 
 _SIGNAL_NAMESPACE = uuid.UUID("6f1d3c52-5a0e-4d8b-9b7e-3c6a1f0e2d41")
-_SIGNAL_SHA1 = hashlib.sha1(_SIGNAL_NAMESPACE.bytes, usedforsecurity=False)  # uuid5's hash, namespace taken
+try:  # CPython's own SHA-1 (not OpenSSL's): a copy and an update cost ~2x less warm, and far less out of cache
+    from _sha1 import sha1 as _sha1
+except ImportError:  # pragma: no cover - a Python built without it
+    _sha1 = hashlib.sha1
+_SIGNAL_SHA1 = _sha1(_SIGNAL_NAMESPACE.bytes)  # uuid5's hash, the namespace taken
 _BLOCK = 64  # symbols per StreamingIndicators instance; a new instance is added when a block is full
 _ONE = struct.Struct("=d")
 _ROW = struct.Struct(f"={len(StreamingIndicators.COLUMNS)}d")  # one symbol's row of indicator values, native doubles
@@ -257,6 +265,12 @@ def reasons_for(
     return tuple(tags)
 
 
+_OUTCOME_COUNT = {
+    dk.WARMING_UP: "warming_up", dk.STOP_TOO_FAR: "stop_too_far", dk.NOT_FINITE: "warming_up",
+    dk.LOW_CONFIDENCE: "low_confidence", dk.COOLDOWN: "cooldown",
+}  # fmt: skip
+"""The count a candidate's outcome adds to (a NaN feature is warm-up too)."""
+
 # --------------------------------------------------------------------------------------------------- state
 
 
@@ -389,6 +403,7 @@ class _ZoneState:
 class _SymbolState:
     __slots__ = (
         "breaks",
+        "indicator_rows",
         "last_signal_ms",
         "row",
         "series",
@@ -414,7 +429,10 @@ class _SymbolState:
         self.taken = {1: False, -1: False}
         """Whether price has traded beyond the latest swing low (key 1) / high (key -1) since it was confirmed."""
         self.sweeps: dict[int, feat.Sweep] = {}
+        """The pending sweeps by side; the strategy's ``_sweep_state`` row holds the same for the decision kernel."""
         self.last_signal_ms: int | None = None
+        self.indicator_rows: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # type: ignore[assignment]
+        """Live views of the symbol's trigger, 15m and 1h indicator rows (what a decision reads)."""
 
 
 # ------------------------------------------------------------------------------------------------ strategy
@@ -447,7 +465,20 @@ class Strategy:
         self._banks = {tf: _IndicatorBank() for tf in self.timeframes}
         self._symbols: dict[str, _SymbolState] = {}
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
-        self._feature_buffer = np.empty(OUT_SIZE, dtype=np.float64)
+        self._decision = np.zeros((2, dk.OUT_COLUMNS))
+        """The decision kernel's output: one row per candidate of the last trigger candle."""
+        self._sweep_state = np.zeros((0, 2, dk.SWEEP_SIZE))
+        """Per symbol row and side (0 long, 1 short): the pending sweep (``dk.SWEEP_SLOTS``; ``active`` 0: none)."""
+        self._context = np.zeros((0, dk.CONTEXT_SIZE))
+        """Per symbol row: what a decision reads besides the sweeps and indicators (``dk.CONTEXT_SLOTS``)."""
+        st = self.settings
+        params = {
+            "sweep_window_bars": st.sweep_window_bars, "sl_atr_buffer": st.sl_atr_buffer,
+            "min_sl_pct": st.min_sl_pct, "max_sl_pct": st.max_sl_pct, "reward_risk": st.reward_risk,
+            "min_confidence": st.min_confidence, "cooldown_ms": st.cooldown_s * 1000.0,
+            "round_trip_fee_pct": st.round_trip_fee_pct,
+        }  # fmt: skip
+        self._params = np.array([float(params[k]) for k in dk.PARAM_SLOTS])
         w = CONFLUENCE_WEIGHTS
         self._weights = np.array(
             [w[k] for k in ("d1_bias", "h1_trend", "m15_structure", "zone", "sweep_pool", "volume")]
@@ -456,7 +487,7 @@ class Strategy:
         """What :func:`confluence` and :func:`confidence_of` use, for the feature kernel (which applies them)."""
         self._recv_ns = 0
         """``recv_time_ns`` of the candle event being taken (0: none, as in a warm-up)."""
-        warm_feature_kernel()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
+        dk.warm_up()  # the kernels compiled (or loaded from numba's cache) now, not at the first candle
         warm_smc_kernel()
         """The last trigger candle, until :meth:`settle` has done its bookkeeping."""
         self.counts: dict[str, int] = dict.fromkeys(
@@ -551,6 +582,12 @@ class Strategy:
             used = {s.row for s in self._symbols.values()}
             row = next(r for r in range(len(used) + 1) if r not in used)
             state = _SymbolState(symbol, row)
+            if row >= len(self._context):  # grow the decision arrays (doubling)
+                size = max(64, 2 * len(self._context))
+                self._context = np.resize(self._context, (size, dk.CONTEXT_SIZE))
+                self._sweep_state = np.resize(self._sweep_state, (size, 2, dk.SWEEP_SIZE))
+            self._context[row] = dk.empty_context()
+            self._sweep_state[row] = 0.0
             s = self.settings
             keep = max(s.volume_period, 2)
             for tf in self.timeframes:
@@ -563,6 +600,12 @@ class Strategy:
                 state.series[tf] = _Series(tf, keep, smc, view)
             for bank in self._banks.values():
                 bank.reset(row)
+            banks = self._banks
+            state.indicator_rows = (
+                banks[self.trigger_timeframe].row(row),
+                banks[STRUCTURE_TIMEFRAME].row(row),
+                banks[TREND_TIMEFRAME].row(row),
+            )
             self._symbols[symbol] = state
         return state
 
@@ -594,8 +637,15 @@ class Strategy:
             del volumes[0]
         bank.update(state.row, high, low, close)
         if smc is None:
+            context = self._context[state.row]
+            if timeframe == TREND_TIMEFRAME:
+                context[dk.H1_CLOSE] = close
+                context[dk.H1_CLOSE_MS] = c.close_time_ms
+            elif timeframe == BIAS_TIMEFRAME:
+                context[dk.HAS_DAY : dk.DAY_CLOSE_MS + 1] = (1.0, c.open, high, low, close, open_ms + series.width - 1)
             return []
         if timeframe == STRUCTURE_TIMEFRAME:
+            self._context[state.row, dk.M15_CLOSE_MS] = c.close_time_ms
             series.smc_open_ms.append(open_ms)
             events = smc.update(c.open, high, low, close, c.volume)
             try:
@@ -659,8 +709,10 @@ class Strategy:
         if state.breaks:
             _, kind, direction, level, _, known = max(state.breaks, key=lambda b: (b[4], b[0]))
             state.structure = feat.Structure(direction, kind, level, known)
+            self._context[state.row, dk.HAS_STRUCTURE : dk.STRUCTURE_CONFIRMED_MS + 1] = (1.0, direction, known)
         else:
             state.structure = None
+            self._context[state.row, dk.HAS_STRUCTURE] = 0.0
         oldest = c.open_time_ms - self.settings.zone_max_age_bars * series.width
         for key in [k for k, z in zones.items() if z.formed_ms < oldest]:
             del zones[key]
@@ -694,24 +746,33 @@ class Strategy:
         )
 
     def _decide(self, state: _SymbolState, series: _Series, c: Candle, bar: int, emit: bool) -> list[Signal]:
-        """Advance the sweep-then-CHOCH machine of the trigger timeframe by candle ``bar``: the signals it makes."""
-        if not state.sweeps:
+        """Advance the sweep-then-CHOCH machine of the trigger timeframe by candle ``bar``: the signals it makes.
+
+        One call of the decision kernel (:func:`aegis.brain.decision_kernel.decide`, the steps in its module doc)
+        completes, clears and evaluates the pending sweeps; Python mirrors the cleared sweeps, counts the outcomes
+        and builds the signals.
+        """
+        sweeps = state.sweeps
+        if not sweeps:
             return []
-        candidates = []
-        # 1. a CHOCH completes a pending sweep
-        for side, sweep in sorted(state.sweeps.items(), reverse=True):
-            if bar > sweep.bar and (c.close - sweep.ref_level) * side > 0:
-                candidates.append((side, sweep))
-        # 2. a sweep expires, fails (a close beyond its extreme) or is spent
-        for side, sweep in list(state.sweeps.items()):
-            spent = any(side == s for s, _ in candidates)
-            window = self.settings.sweep_window_bars
-            if spent or bar - sweep.bar > window or (c.close - sweep.extreme) * side < 0:
-                del state.sweeps[side]
+        t_ind, m15, h1_ind = state.indicator_rows
+        code = dk.decide(
+            self._decision, self._sweep_state, self._context, self._params, self._weights, t_ind, m15, h1_ind,
+            series.volumes, state.row, bar, c.open_time_ms, c.close_time_ms, series.width, c.open, c.close, c.volume,
+            c.taker_buy_volume,
+        )  # fmt: skip
+        pending = sweeps.copy()  # the candidates' sweeps, before the spent and expired ones go
+        if code & 4:
+            del sweeps[1]
+        if code & 8:
+            del sweeps[-1]
+        if code >> 4:
+            raise AssertionError(dk.CAUSALITY_ERRORS[code >> 4])
         signals = []
-        for side, sweep in candidates:
-            self.counts["triggers"] += 1
-            signal = self._evaluate(state, series, c, bar, side, sweep)
+        for k in range(code & 3):
+            result = self._decision[k].tolist()
+            side = 1 if result[dk.SIDE] > 0 else -1
+            signal = self._evaluate(state, series, c, bar, side, pending[side], result)
             if signal is not None:
                 signals.append(signal)
         if len(signals) > 1:  # both sides at once: keep the stronger one
@@ -719,6 +780,7 @@ class Strategy:
         if not signals:
             return []
         state.last_signal_ms = c.close_time_ms  # a signal withheld during warm-up still starts a cooldown
+        self._context[state.row, dk.HAS_LAST_SIGNAL : dk.LAST_SIGNAL_MS + 1] = (1.0, c.close_time_ms)
         if not emit:
             return []
         self.counts["signals"] += 1
@@ -784,6 +846,13 @@ class Strategy:
             ref_confirmed_ms=ref[2],
             zone=zone,
         )
+        # the same, for the decision kernel (dk.SWEEP_SLOTS, in order)
+        self._sweep_state[state.row, 0 if side > 0 else 1] = (
+            1.0, bar, c.open_time_ms, c.close_time_ms, level, extreme, pool, ref[1], ref[2], zone is not None,
+            zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
+            zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
+            zone.formed_time_ms if zone is not None else 0, zone.confirmed_ms if zone is not None else 0,
+        )  # fmt: skip
 
     def _snapshot(self, state: _SymbolState, series: _Series) -> feat.IndicatorSnapshot:
         return feat.IndicatorSnapshot(
@@ -817,28 +886,23 @@ class Strategy:
             choch_bar=bar,
         )
 
+    @staticmethod
+    def _plan_of(result: list[float]) -> TradePlan:
+        """The plan of a candidate the kernel planned (:func:`plan_trade`'s, bit for bit: tested)."""
+        return TradePlan(result[dk.SL], result[dk.TP], result[dk.STOP])
+
     def _evaluate(
-        self, state: _SymbolState, series: _Series, c: Candle, bar: int, side: int, sweep: feat.Sweep
-    ) -> Signal | None:
-        atr = self._banks[series.timeframe].value(state.row, StreamingIndicators.ATR)
-        plan = plan_trade(side, c.close, sweep, atr, self.settings)
-        if isinstance(plan, str):
-            self.counts["warming_up" if plan == "WARMING_UP" else "stop_too_far"] += 1
+        self, state: _SymbolState, series: _Series, c: Candle, bar: int, side: int, sweep: feat.Sweep,
+        result: list[float],
+    ) -> Signal | None:  # fmt: skip
+        """Count a candidate's outcome (``result``: its row of the decision kernel's output); build its signal."""
+        self.counts["triggers"] += 1
+        outcome = result[dk.OUTCOME]
+        if outcome != dk.SIGNAL:
+            self.counts[_OUTCOME_COUNT[int(outcome)]] += 1
             return None
-        structure = state.structure
-        values, finite, confidence = self._features(state, series, side, sweep, plan, structure, bar)
-        if not finite:
-            self.counts["warming_up"] += 1
-            return None
-        if confidence < self.settings.min_confidence:
-            self.counts["low_confidence"] += 1
-            return None
-        cooldown_ms = self.settings.cooldown_s * 1000.0
-        if state.last_signal_ms is not None and c.close_time_ms - state.last_signal_ms < cooldown_ms:
-            self.counts["cooldown"] += 1
-            return None
-        vector = feat.FeatureVector(feat.FEATURE_SCHEMA_VERSION, values)
-        predicted, model_version = self._predict(vector, confidence, plan)
+        values = tuple(result[dk.F0 : dk.F0 + FINITE])
+        predicted, model_version = self._predict(values, result[dk.RULE_RETURN])
         side_name = "LONG" if side > 0 else "SHORT"
         created_ns = self._clock.time_ns() if self._clock is not None else (c.close_time_ms + 1) * 1_000_000
         signal = Signal(
@@ -847,90 +911,32 @@ class Strategy:
             timeframe=c.timeframe,
             side=side_name,
             entry_price=price_decimal(c.close),
-            sl_pct=plan.sl_pct,
-            tp_pct=plan.tp_pct,
-            confidence=confidence,
+            sl_pct=result[dk.SL],
+            tp_pct=result[dk.TP],
+            confidence=result[dk.F0 + CONFIDENCE],
             predicted_return_pct=predicted,
             model_version=model_version,
-            feature_schema_version=vector.schema_version,
-            features=vector.values,
-            reasons=reasons_for(side, values, sweep, structure),
+            feature_schema_version=feat.FEATURE_SCHEMA_VERSION,
+            features=values,
+            reasons=reasons_for(side, values, sweep, state.structure),
             created_time_ns=created_ns - created_ns % 1000,
             candle_open_time_ms=c.open_time_ms,
             recv_time_ns=self._recv_ns,
         )
         if self.inputs is not None:
-            self.inputs[signal.signal_id] = self._inputs(state, side, sweep, plan, bar)
+            self.inputs[signal.signal_id] = self._inputs(state, side, sweep, self._plan_of(result), bar)
         return signal
 
-    def _features(
-        self,
-        state: _SymbolState,
-        series: _Series,
-        side: int,
-        sweep: feat.Sweep,
-        plan: TradePlan,
-        structure: feat.Structure | None,
-        bar: int,
-    ) -> tuple[tuple[float, ...], bool, float]:
-        """Return ``feat.compute(self._inputs(...))`` from the streaming state, without building the inputs, with
-        whether every value is finite and the confidence (``confidence_of(confluence(values))``, NaN when not finite).
-
-        The same values (:func:`~aegis.brain.features.feature_values`, what ``compute`` applies, compiled as
-        :func:`~aegis.brain.feature_kernel.feature_row` and reading the indicator rows in place; the window's mean
-        volume is :func:`~aegis.brain.features.numpy_mean`, NumPy's sum bit for bit),
-        and the same causality check (:func:`~aegis.brain.features.check_known_by`), without the per-signal
-        arrays, snapshots and mappings (tests compare both on the real klines).
-        """
-        daily = state.series[BIAS_TIMEFRAME]
-        m15 = state.series[STRUCTURE_TIMEFRAME]
-        h1 = state.series[TREND_TIMEFRAME]
-        row = state.row
-        recent = series.recent
-        last = recent[-1]
-        day = daily.recent[-1] if daily.recent else None
-        t = series.close_time_ms
-        feat.check_known_by(
-            t,
-            trigger_close_ms=last[0] + series.width - 1,
-            daily_close_ms=day[0] + daily.width - 1 if day is not None else -1,
-            indicator_close_ms={
-                series.timeframe: series.close_time_ms,
-                m15.timeframe: m15.close_time_ms,
-                h1.timeframe: h1.close_time_ms,
-            },
-            sweep=sweep,
-            structure=structure,
-        )
-        banks = self._banks
-        zone = sweep.zone
-        has_day = day is not None
-        if not has_day:
-            day = (0, math.nan, math.nan, math.nan, math.nan)
-        out = self._feature_buffer
-        # feature_values(...) compiled, its arguments unpacked positionally (the signal path: no keyword dicts)
-        feature_row(
-            out, self._weights, banks[series.timeframe].row(row), banks[STRUCTURE_TIMEFRAME].row(row),
-            banks[TREND_TIMEFRAME].row(row), side, series.close, plan.sl_pct, plan.tp_pct, last[1], last[4], last[5],
-            last[6], feat.numpy_mean(series.volumes), h1.close, has_day, day[1], day[2], day[3], day[4],
-            sweep.direction, sweep.open_time_ms, sweep.bar, sweep.level, sweep.extreme, sweep.pool, sweep.ref_level,
-            zone is not None, zone is not None and zone.order_block, zone is not None and zone.fair_value_gap,
-            zone.top if zone is not None else 0.0, zone.bottom if zone is not None else 0.0,
-            zone.formed_time_ms if zone is not None else 0, structure.direction if structure is not None else 0,
-            bar, t,
-        )  # fmt: skip
-        values = out.tolist()
-        return tuple(values[:FINITE]), values[FINITE] == 1.0, values[CONFIDENCE]
-
-    def _predict(self, vector: feat.FeatureVector, confidence: float, plan: TradePlan) -> tuple[float, str]:
+    def _predict(self, values: tuple[float, ...], rule_based: float) -> tuple[float, str]:
+        """The predictor's return and model version, else (and when it fails) ``rule_based``: the rule-based
+        estimate (:func:`rule_based_return_pct`, which the decision kernel computed)."""
         if self.predictor is not None:
             try:
-                predicted, version = self.predictor(vector)
+                predicted, version = self.predictor(feat.FeatureVector(feat.FEATURE_SCHEMA_VERSION, values))
                 if math.isfinite(predicted) and version:
                     return float(predicted), str(version)
                 raise ValueError(f"the predictor returned ({predicted!r}, {version!r})")
             except Exception:
                 self.counts["predictor_errors"] += 1
                 log.exception("the predictor failed: using the rule-based estimate for this signal")
-        fee = self.settings.round_trip_fee_pct
-        return rule_based_return_pct(confidence, plan.sl_pct, plan.tp_pct, fee), RULES_MODEL_VERSION
+        return rule_based, RULES_MODEL_VERSION

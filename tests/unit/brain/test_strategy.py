@@ -15,10 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aegis.analytics.indicators import StreamingIndicators
+from aegis.brain import decision_kernel as dk
 from aegis.brain import features as feat
 from aegis.brain.candles import CandleBook
 from aegis.brain.events import CandleClosed, SignalGenerated
-from aegis.brain.feature_kernel import SCORE
+from aegis.brain.feature_kernel import CONFIDENCE, SCORE
 from aegis.brain.strategy import (
     CONFIDENCE_CENTER,
     RULES_MODEL_VERSION,
@@ -26,6 +28,7 @@ from aegis.brain.strategy import (
     Strategy,
     confidence_of,
     confluence,
+    plan_trade,
     rule_based_return_pct,
     signal_id_for,
 )
@@ -343,23 +346,45 @@ def test_the_rule_based_return_is_the_expected_value_net_of_fees() -> None:
 
 
 class _CheckedStrategy(Strategy):
-    """Computes every trigger's features both ways: the streaming fast path and ``compute`` of built inputs."""
+    """Checks every trigger the decision kernel evaluated against the Python reference: the plan against
+    ``plan_trade``, the features against ``compute`` of built inputs (bit for bit), the finite flag, score and
+    confidence against ``confluence`` and ``confidence_of``."""
 
     compared = 0
 
-    def _features(self, state, series, side, sweep, plan, structure, bar):  # type: ignore[no-untyped-def]
-        fast, finite, confidence = super()._features(state, series, side, sweep, plan, structure, bar)
+    def _evaluate(self, state, series, c, bar, side, sweep, result):  # type: ignore[no-untyped-def]
+        atr = self._banks[series.timeframe].value(state.row, StreamingIndicators.ATR)
+        plan = plan_trade(side, c.close, sweep, atr, self.settings)
+        outcome = result[dk.OUTCOME]
+        if isinstance(plan, str):
+            assert outcome == (dk.WARMING_UP if plan == "WARMING_UP" else dk.STOP_TOO_FAR)
+            return super()._evaluate(state, series, c, bar, side, sweep, result)
+        assert outcome not in (dk.WARMING_UP, dk.STOP_TOO_FAR)
+        got = self._plan_of(result)
+        assert [v.hex() for v in got] == [v.hex() for v in plan]
+        fast = tuple(result[dk.F0 : dk.F0 + len(feat.FEATURES)])
         inputs = self._inputs(state, side, sweep, plan, bar)
         inputs.check_causal()
         reference = tuple(feat.compute(inputs).tolist())
         assert [v.hex() for v in fast] == [v.hex() for v in reference]  # bit for bit, NaN and -0.0 included
-        assert inputs.structure == structure
-        assert finite == all(map(math.isfinite, reference))  # the kernel's next steps, checked too
-        score = self._feature_buffer[SCORE]
+        assert inputs.structure == state.structure
+        finite = all(map(math.isfinite, reference))
+        assert (outcome != dk.NOT_FINITE) == finite  # the kernel's next steps, checked too
         if finite:
+            score, confidence = result[dk.F0 + SCORE], result[dk.F0 + CONFIDENCE]
             assert (score, confidence) == (confluence(reference), confidence_of(confluence(reference)))
+            low = confidence < self.settings.min_confidence
+            assert (outcome == dk.LOW_CONFIDENCE) == low
+            if not low:
+                last = state.last_signal_ms
+                cooling = last is not None and c.close_time_ms - last < self.settings.cooldown_s * 1000.0
+                assert outcome == (dk.COOLDOWN if cooling else dk.SIGNAL)
+                if outcome == dk.SIGNAL:
+                    fee = self.settings.round_trip_fee_pct
+                    expected = rule_based_return_pct(confidence, plan.sl_pct, plan.tp_pct, fee)
+                    assert result[dk.RULE_RETURN].hex() == expected.hex()
         self.compared += 1
-        return fast, finite, confidence
+        return super()._evaluate(state, series, c, bar, side, sweep, result)
 
 
 def test_the_streaming_feature_path_equals_compute_of_the_inputs_bit_for_bit(
@@ -386,6 +411,53 @@ def test_indicator_rows_read_from_the_bank_buffers_equal_the_indicator_arrays(
                 expected = [v.hex() for v in block.values[local].tolist()]
                 assert [v.hex() for v in bank.values(b * 64 + local)] == expected
     assert any(math.isfinite(v) for v in strategy._banks["1h"].values(0))  # warmed up: real values compared
+
+
+def test_the_decision_arrays_mirror_the_pending_sweeps_and_the_context_after_every_candle(
+    events: dict[str, list[CandleClosed]],
+) -> None:
+    for settings in (DEFAULT, LOOSE):
+        strategy = Strategy(settings)
+        symbol = SYMBOLS[0]
+        for event in events[symbol]:
+            strategy.on_candle_closed(event)
+            strategy.settle()
+            state = strategy._symbols[symbol]
+            rows = strategy._sweep_state[state.row]
+            for k, side in enumerate((1, -1)):
+                sweep = state.sweeps.get(side)
+                assert (rows[k, dk.ACTIVE] == 1.0) == (sweep is not None)
+                if sweep is not None:
+                    zone = sweep.zone
+                    assert rows[k, dk.BAR : dk.HAS_ZONE].tolist() == [
+                        sweep.bar, sweep.open_time_ms, sweep.confirmed_ms, sweep.level, sweep.extreme, sweep.pool,
+                        sweep.ref_level, sweep.ref_confirmed_ms,
+                    ]  # fmt: skip
+                    assert rows[k, dk.HAS_ZONE] == (zone is not None)
+                    if zone is not None:
+                        assert rows[k, dk.ZONE_OB :].tolist() == [
+                            zone.order_block, zone.fair_value_gap, zone.top, zone.bottom, zone.formed_time_ms,
+                            zone.confirmed_ms,
+                        ]  # fmt: skip
+            ctx = strategy._context[state.row]
+            structure = state.structure
+            assert ctx[dk.HAS_STRUCTURE] == (structure is not None)
+            if structure is not None:
+                assert (ctx[dk.STRUCTURE_DIRECTION], ctx[dk.STRUCTURE_CONFIRMED_MS]) == (
+                    structure.direction, structure.confirmed_ms,
+                )  # fmt: skip
+            assert ctx[dk.HAS_LAST_SIGNAL] == (state.last_signal_ms is not None)
+            if state.last_signal_ms is not None:
+                assert ctx[dk.LAST_SIGNAL_MS] == state.last_signal_ms
+            series = state.series
+            assert ctx[dk.M15_CLOSE_MS] == series["15m"].close_time_ms
+            assert ctx[dk.H1_CLOSE_MS] == series["1h"].close_time_ms
+            assert ctx[dk.H1_CLOSE] == series["1h"].close or math.isnan(series["1h"].close)
+            day = series["1d"].recent[-1] if series["1d"].recent else None
+            assert ctx[dk.HAS_DAY] == (day is not None)
+            if day is not None:
+                assert ctx[dk.DAY_OPEN : dk.DAY_CLOSE_MS + 1].tolist() == [*day[1:5], day[0] + series["1d"].width - 1]
+        assert strategy.counts["signals"] >= 3
 
 
 class _SmcFirst(Strategy):
