@@ -43,7 +43,9 @@ engine's tick-to-signal histogram observes), before the trigger candle's SMC boo
 until the strategy was done with it, bookkeeping included. Targets:
 >= 1M ticks/s per core, p99 tick-to-signal <= 100 µs; ``targets`` says which were met, without rounding.
 ``config.load_average_1min`` is the machine's load at the start and after the latency part (the figures move with
-it on shared cores).
+it on shared cores); ``config.machine_stalls`` is :func:`stall_probe` (``--stall-probe-s`` seconds of a loop that
+only reads the clock) before and after the latency part: how often the machine itself took the CPU away for more
+than 10 µs, which is what the p99 of a ~45 µs path is made of once it happens more than ~200 times a second.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="strategy rules: default (production: StrategySettings()) or loose (1m trigger, no zone, no cooldown: "
         "many more signals for the latency figures)",
+    )
+    parser.add_argument(
+        "--stall-probe-s",
+        type=float,
+        default=2.0,
+        help="seconds of the machine-stall probe before and after the latency part (config.machine_stalls)",
     )
     parser.add_argument("--quick", action="store_true", help="a small run for tests (20 symbols, a few seconds)")
 
@@ -512,6 +520,33 @@ def _load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def stall_probe(seconds: float) -> dict[str, float]:
+    """How often this machine takes the CPU away: spin ``seconds`` reading ``time.perf_counter_ns()`` and count the
+    gaps between two reads longer than 10 µs (a loop iteration takes well under 1 µs), with their sizes in µs.
+
+    A signal path of ``d`` µs meets such a stall with a probability of about ``gaps_per_s * d / 1e6``; when that is
+    above 1 %, the p99 is a typical path plus a stall, whatever the code does (docs/brain.md).
+    """
+    clock = time.perf_counter_ns
+    gaps: list[int] = []
+    start = previous = clock()
+    end = start + int(seconds * 1e9)
+    while previous < end:
+        now = clock()
+        if now - previous > 10_000:
+            gaps.append(now - previous)
+        previous = now
+    spent = (previous - start) / 1e9
+    sizes = np.asarray(gaps, dtype=np.float64) / 1000.0
+    return {
+        "seconds": round(spent, 3),
+        "gaps_over_10us_per_s": round(len(gaps) / spent, 1),
+        "gap_p50_us": round(float(np.percentile(sizes, 50)), 1) if gaps else 0.0,
+        "gap_p90_us": round(float(np.percentile(sizes, 90)), 1) if gaps else 0.0,
+        "gap_max_us": round(float(sizes.max()), 1) if gaps else 0.0,
+    }
+
+
 def _pct(values: list[int], q: float) -> float | None:
     """Percentile in µs, or None (JSON null) without samples."""
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) / 1000.0 if values else None
@@ -526,6 +561,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
 
     warm_up()
     load = {"start": _load_average()}
+    probe_s = 0.2 if options.quick else options.stall_probe_s
     klines = load_klines(_data_dir(options.data))
     n = options.symbols
     timeline = Timeline(klines, n)
@@ -573,6 +609,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             latency_trades = trade_records(
                 timeline, lat_start, lat_start + options.latency_minutes, options.latency_ticks_per_minute, next_id
             )
+            stalls = {"before_latency": stall_probe(probe_s)}
             t1 = time.perf_counter()
             trigger_ms = WIDTHS[ours.strategy.trigger_timeframe]
             latency = measure_latency(ours, latency_trades, trigger_ms)
@@ -581,6 +618,12 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
                 f"{len(latency['signal'])} signals, {len(latency['decision']):,} trigger closes"
             )
             load["after_latency"] = _load_average()
+            stalls["after_latency"] = stall_probe(probe_s)
+            say(
+                "  machine stalls > 10 µs: "
+                + ", ".join(f"{v['gaps_over_10us_per_s']:.0f}/s (p50 {v['gap_p50_us']} µs)" for v in stalls.values())
+                + " before / after the latency part"
+            )
             say(
                 f"  load average (1 min): {load['start']:.2f} at the start, "
                 f"{load['after_latency']:.2f} after the latency part"
@@ -632,6 +675,7 @@ def run(options: argparse.Namespace, report: Say | None = None) -> dict[str, Any
             "strategy_counts": strategy_stats,
             "ring": {k: consumer_status.get(k) for k in ("records_processed", "records_lost", "records_rejected")},
             "load_average_1min": load,
+            "machine_stalls": stalls,
             "gc_thresholds": list(gc.get_threshold()),
         },
     }
