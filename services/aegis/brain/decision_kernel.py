@@ -33,6 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
+from aegis.analytics.indicators_kernels import stream_update_one
 from aegis.brain import features as feat
 from aegis.brain.feature_kernel import CONFIDENCE, FINITE, OUT_SIZE, feature_row
 
@@ -144,6 +145,8 @@ _pairwise_block = njit(cache=True)(feat._pairwise_block)  # NumPy's summation, o
 def _pairwise_sum(a, start: int, n: int) -> float:  # type: ignore[no-untyped-def]
     """:func:`aegis.brain.features._pairwise_sum` (NumPy's float64 sum) with an explicit stack instead of recursion:
     numba's cache cannot hold a recursive function (loaded from the cache, it crashed)."""
+    if n <= 128:  # one block, as NumPy sums it (the volume window is far shorter): no stack to allocate
+        return _pairwise_block(a, start, n)
     starts = np.empty(64, dtype=np.int64)
     sizes = np.empty(64, dtype=np.int64)
     phase = np.zeros(64, dtype=np.int64)  # 0: not split yet, 1: summing the left half, 2: the right half
@@ -202,22 +205,21 @@ def decide(
 ) -> int:
     """Decide trigger candle ``bar`` of symbol ``row`` (see the module doc); ``volumes``: the trigger series' recent
     volumes, oldest first, this candle's last."""
-    candidate = np.zeros(2, dtype=np.bool_)
-    for k in range(2):  # 1. a CHOCH completes a pending sweep
-        sw = sweeps[row, k]
-        side = 1.0 if k == 0 else -1.0
-        if sw[ACTIVE] != 0.0 and bar > sw[BAR] and (c - sw[REF_LEVEL]) * side > 0:
-            candidate[k] = True
+    long_sweep, short_sweep = sweeps[row, 0], sweeps[row, 1]
+    # 1. a CHOCH completes a pending sweep
+    long_candidate = long_sweep[ACTIVE] != 0.0 and bar > long_sweep[BAR] and c - long_sweep[REF_LEVEL] > 0
+    short_candidate = short_sweep[ACTIVE] != 0.0 and bar > short_sweep[BAR] and (c - short_sweep[REF_LEVEL]) * -1.0 > 0
     code = 0
     for k in range(2):  # 2. a sweep is spent, expires or fails
-        sw = sweeps[row, k]
+        sw = long_sweep if k == 0 else short_sweep
         side = 1.0 if k == 0 else -1.0
-        if sw[ACTIVE] != 0.0 and (candidate[k] or bar - sw[BAR] > params[WINDOW] or (c - sw[EXTREME]) * side < 0):
+        candidate = long_candidate if k == 0 else short_candidate
+        if sw[ACTIVE] != 0.0 and (candidate or bar - sw[BAR] > params[WINDOW] or (c - sw[EXTREME]) * side < 0):
             sw[ACTIVE] = 0.0
             code |= 4 << k
     n = 0
     for k in range(2):  # 3. the candidates, long first
-        if candidate[k]:
+        if long_candidate if k == 0 else short_candidate:
             candle = (bar, open_ms, close_ms, width, o, c, volume, taker)
             error = _evaluate(out[n], sweeps[row, k], context[row], params, weights, (t_ind, m15, h1_ind), volumes,
                               1 - 2 * k, candle)  # fmt: skip
@@ -225,6 +227,82 @@ def decide(
             if error:
                 return code | n | (error << 4)
     return code | n
+
+
+@njit(cache=True)
+def push_volume(window: np.ndarray, window_n: np.ndarray, row: int, volume: float) -> np.ndarray:
+    """Add ``volume`` to row ``row``'s window; return the newest ``keep`` volumes (fewer at first), oldest first.
+
+    ``window[row]`` holds a ring of ``keep = window.shape[1] // 2`` volumes twice over, so the newest ``keep`` are
+    always one contiguous slice (a view: no copy, no shifting); ``window_n[row]`` counts the volumes taken.
+    """
+    keep = window.shape[1] // 2
+    taken = window_n[row]
+    at = taken % keep
+    window[row, at] = volume
+    window[row, at + keep] = volume
+    taken += 1
+    window_n[row] = taken
+    start = taken % keep if taken >= keep else 0
+    return window[row, start : start + min(taken, keep)]
+
+
+NOT_UPDATED = -1
+"""What :func:`take_trigger` returns when the candle's high, low or close is not finite (nothing moved)."""
+
+
+@njit(cache=True)
+def take_trigger(
+    ind_state: np.ndarray,
+    ind_ring: np.ndarray,
+    ind_bars: np.ndarray,
+    ind_positions: np.ndarray,
+    ind_ip: np.ndarray,
+    ind_fp: np.ndarray,
+    ind_values: np.ndarray,
+    local: int,
+    window: np.ndarray,
+    window_n: np.ndarray,
+    out: np.ndarray,
+    sweeps: np.ndarray,
+    context: np.ndarray,
+    params: np.ndarray,
+    weights: np.ndarray,
+    m15: np.ndarray,
+    h1_ind: np.ndarray,
+    row: int,
+    bar: int,
+    open_ms: int,
+    close_ms: int,
+    width: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    volume: float,
+    taker: float,
+) -> int:
+    """A closed trigger candle of symbol ``row``, all of it that comes before the signals, in one call.
+
+    1. its trigger-timeframe indicators (``ind_*``: the arrays of the symbol's
+       :class:`~aegis.analytics.indicators.StreamingIndicators` block, in the order of its ``kernel_args``;
+       ``local``: the symbol's row in the block) advance by the candle, as
+       :func:`~aegis.analytics.indicators_kernels.stream_update_one` does them;
+    2. its volume joins the symbol's volume window (``window[row]``: two copies of a ring of ``keep`` volumes, so
+       the newest ``keep``, oldest first, are always one contiguous slice; ``window_n[row]``: volumes taken);
+    3. with a pending sweep, :func:`decide` over the window, the code it returns (0 without one).
+
+    :data:`NOT_UPDATED` when high, low or close is not finite: nothing moved.
+    """
+    if not stream_update_one(ind_state, ind_ring, ind_bars, ind_positions, ind_ip, ind_fp, local, h, lo, c, ind_values):
+        return NOT_UPDATED
+    volumes = push_volume(window, window_n, row, volume)
+    if sweeps[row, 0, ACTIVE] == 0.0 and sweeps[row, 1, ACTIVE] == 0.0:
+        return 0
+    return decide(
+        out, sweeps, context, params, weights, ind_values[local], m15, h1_ind, volumes, row, bar, open_ms, close_ms,
+        width, o, c, volume, taker,
+    )  # fmt: skip
 
 
 @njit(cache=True)
@@ -316,4 +394,11 @@ def warm_up() -> None:
     decide(
         np.zeros((2, OUT_COLUMNS)), sweeps, context, np.zeros(len(PARAM_SLOTS)), np.ones(8), row, row, row,
         array("d", [1.0]), 0, 0, 0, 59_999, 60_000, 1.0, 1.0, 1.0, 0.5,
+    )  # fmt: skip
+    indicators = feat.StreamingIndicators(1)
+    sweeps[0, :, ACTIVE] = 1.0
+    take_trigger(
+        *indicators.kernel_args(), 0, np.zeros((1, 4)), np.zeros(1, dtype=np.int64), np.zeros((2, OUT_COLUMNS)),
+        sweeps, context, np.zeros(len(PARAM_SLOTS)), np.ones(8), row, row, 0, 0, 0, 59_999, 60_000, 1.0, 1.0, 1.0, 1.0,
+        1.0, 0.5,
     )  # fmt: skip

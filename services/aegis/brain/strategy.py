@@ -100,6 +100,7 @@ _SIGNAL_SHA1 = _sha1(_SIGNAL_NAMESPACE.bytes)  # uuid5's hash, the namespace tak
 _BLOCK = 64  # symbols per StreamingIndicators instance; a new instance is added when a block is full
 _ONE = struct.Struct("=d")
 _ROW = struct.Struct(f"={len(StreamingIndicators.COLUMNS)}d")  # one symbol's row of indicator values, native doubles
+_DECISION_ROW = struct.Struct(f"={dk.OUT_COLUMNS}d")  # one row of the decision kernel's output
 
 Predictor = Callable[[feat.FeatureVector], tuple[float, str]]
 """The learning loop's model: features -> (predicted return in percent points, model version)."""
@@ -310,6 +311,12 @@ class _IndicatorBank:
         block, local = self._locate(row)
         block.reset([local])
 
+    def kernel_args_of(self, row: int) -> tuple[Any, ...]:
+        """The arrays of ``row``'s block in :meth:`StreamingIndicators.kernel_args` order, then the row in the block
+        (arrays updated in place, never replaced: the tuple stays valid)."""
+        self._locate(row)
+        return (*self._kernel_args[row // _BLOCK], row % _BLOCK)
+
     def values(self, row: int) -> tuple[float, ...]:
         if row // _BLOCK >= len(self.blocks):
             self._locate(row)
@@ -371,7 +378,6 @@ class _Series:
         "smc_open_ms",
         "timeframe",
         "view",
-        "volumes",
         "width",
     )
 
@@ -379,8 +385,8 @@ class _Series:
         self.timeframe = timeframe
         self.width = WIDTHS_MS[INDEX_BY_NAME[timeframe]]
         self.recent: deque[tuple[int, float, float, float, float, float, float]] = deque(maxlen=keep)
-        self.volumes = array("d")
-        """The volumes of ``recent``, oldest first, in one buffer (the volume ratio's mean reads them all)."""
+        """The last candles (open time, OHLCV, taker-buy volume), for the feature inputs of a recorded signal; the
+        trigger series keeps them only with ``record_inputs`` (its volumes are in the strategy's volume window)."""
         self.last_open_ms = -1
         self.close_time_ms = -1
         self.close = math.nan
@@ -413,6 +419,7 @@ class _SymbolState:
         "swing_low",
         "symbol",
         "taken",
+        "trigger_indicators",
         "zones",
     )
 
@@ -433,6 +440,9 @@ class _SymbolState:
         self.last_signal_ms: int | None = None
         self.indicator_rows: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # type: ignore[assignment]
         """Live views of the symbol's trigger, 15m and 1h indicator rows (what a decision reads)."""
+        self.trigger_indicators: tuple[Any, ...] = ()
+        """The symbol's trigger-timeframe indicator block arrays and its row in the block (the trigger kernel's first
+        arguments: :meth:`_IndicatorBank.kernel_args_of`)."""
 
 
 # ------------------------------------------------------------------------------------------------ strategy
@@ -467,10 +477,17 @@ class Strategy:
         self._deferred: tuple[_SymbolState, _Series, Candle, int] | None = None
         self._decision = np.zeros((2, dk.OUT_COLUMNS))
         """The decision kernel's output: one row per candidate of the last trigger candle."""
+        self._decision_bytes = memoryview(self._decision).cast("B")
+        """``_decision`` as bytes: a row is read into a tuple of floats by one ``struct.unpack_from``."""
         self._sweep_state = np.zeros((0, 2, dk.SWEEP_SIZE))
         """Per symbol row and side (0 long, 1 short): the pending sweep (``dk.SWEEP_SLOTS``; ``active`` 0: none)."""
         self._context = np.zeros((0, dk.CONTEXT_SIZE))
         """Per symbol row: what a decision reads besides the sweeps and indicators (``dk.CONTEXT_SLOTS``)."""
+        self._keep = max(self.settings.volume_period, 2)
+        self._window = np.zeros((0, 2 * self._keep))
+        """Per symbol row: the trigger candles' volumes, a ring of ``_keep`` written twice (``dk.take_trigger``)."""
+        self._window_n = np.zeros(0, dtype=np.int64)
+        """Per symbol row: how many trigger volumes went into ``_window``."""
         st = self.settings
         params = {
             "sweep_window_bars": st.sweep_window_bars, "sl_atr_buffer": st.sl_atr_buffer,
@@ -586,10 +603,13 @@ class Strategy:
                 size = max(64, 2 * len(self._context))
                 self._context = np.resize(self._context, (size, dk.CONTEXT_SIZE))
                 self._sweep_state = np.resize(self._sweep_state, (size, 2, dk.SWEEP_SIZE))
+                self._window = np.resize(self._window, (size, 2 * self._keep))
+                self._window_n = np.resize(self._window_n, size)
             self._context[row] = dk.empty_context()
             self._sweep_state[row] = 0.0
+            self._window_n[row] = 0
             s = self.settings
-            keep = max(s.volume_period, 2)
+            keep = self._keep
             for tf in self.timeframes:
                 smc = None
                 if tf == STRUCTURE_TIMEFRAME:
@@ -606,6 +626,7 @@ class Strategy:
                 banks[STRUCTURE_TIMEFRAME].row(row),
                 banks[TREND_TIMEFRAME].row(row),
             )
+            state.trigger_indicators = banks[self.trigger_timeframe].kernel_args_of(row)
             self._symbols[symbol] = state
         return state
 
@@ -630,11 +651,17 @@ class Strategy:
         series.last_open_ms = open_ms
         series.close_time_ms = c.close_time_ms
         series.close = close
+        if timeframe == self.trigger_timeframe:
+            if self.inputs is not None:
+                series.recent.append((open_ms, c.open, high, low, close, c.volume, c.taker_buy_volume))
+            # The trigger candle: the decision reads only what was known before this candle's SMC update (pending
+            # sweeps, the structure, indicators), so it comes first, in one kernel call with the candle's indicator
+            # update; the detector's update, the swings it confirms, this candle's own sweep and the view are this
+            # candle's bookkeeping, done by settle() once the signals are out.
+            bar = smc.bars  # type: ignore[union-attr]
+            self._deferred = (state, series, c, bar)
+            return self._decide(state, series, c, bar, emit)
         series.recent.append((open_ms, c.open, high, low, close, c.volume, c.taker_buy_volume))
-        volumes = series.volumes
-        volumes.append(c.volume)
-        if len(volumes) > series.recent.maxlen:  # type: ignore[operator]
-            del volumes[0]
         bank.update(state.row, high, low, close)
         if smc is None:
             context = self._context[state.row]
@@ -644,22 +671,16 @@ class Strategy:
             elif timeframe == BIAS_TIMEFRAME:
                 context[dk.HAS_DAY : dk.DAY_CLOSE_MS + 1] = (1.0, c.open, high, low, close, open_ms + series.width - 1)
             return []
-        if timeframe == STRUCTURE_TIMEFRAME:
-            self._context[state.row, dk.M15_CLOSE_MS] = c.close_time_ms
-            series.smc_open_ms.append(open_ms)
-            events = smc.update(c.open, high, low, close, c.volume)
-            try:
-                self._structure(state, series, c, events)
-            finally:
-                if events and series.view is not None:
-                    series.view.apply(events, series.smc_open_ms)
-            return []
-        # The trigger candle: the decision reads only what was known before this candle's SMC update (pending
-        # sweeps, the structure, indicators), so it comes first; the detector's update, the swings it confirms, this
-        # candle's own sweep and the view are this candle's bookkeeping, done by settle() once the signals are out.
-        bar = smc.bars
-        self._deferred = (state, series, c, bar)
-        return self._decide(state, series, c, bar, emit)
+        # the structure timeframe (the other one with a detector)
+        self._context[state.row, dk.M15_CLOSE_MS] = c.close_time_ms
+        series.smc_open_ms.append(open_ms)
+        events = smc.update(c.open, high, low, close, c.volume)
+        try:
+            self._structure(state, series, c, events)
+        finally:
+            if events and series.view is not None:
+                series.view.apply(events, series.smc_open_ms)
+        return []
 
     def settle(self) -> None:
         """Finish the last trigger candle's bookkeeping (its SMC update, swings, sweep and view); idempotent.
@@ -746,21 +767,28 @@ class Strategy:
         )
 
     def _decide(self, state: _SymbolState, series: _Series, c: Candle, bar: int, emit: bool) -> list[Signal]:
-        """Advance the sweep-then-CHOCH machine of the trigger timeframe by candle ``bar``: the signals it makes.
+        """Take trigger candle ``bar``: its indicators, its volume, and the sweep-then-CHOCH machine's signals.
 
-        One call of the decision kernel (:func:`aegis.brain.decision_kernel.decide`, the steps in its module doc)
-        completes, clears and evaluates the pending sweeps; Python mirrors the cleared sweeps, counts the outcomes
-        and builds the signals.
+        One call of the trigger kernel (:func:`aegis.brain.decision_kernel.take_trigger`) advances the candle's
+        indicators and volume window and, with a sweep pending, completes, clears and evaluates the pending sweeps
+        (:func:`~aegis.brain.decision_kernel.decide`, the steps in its module doc); Python mirrors the cleared
+        sweeps, counts the outcomes and builds the signals.
         """
-        sweeps = state.sweeps
-        if not sweeps:
-            return []
-        t_ind, m15, h1_ind = state.indicator_rows
-        code = dk.decide(
-            self._decision, self._sweep_state, self._context, self._params, self._weights, t_ind, m15, h1_ind,
-            series.volumes, state.row, bar, c.open_time_ms, c.close_time_ms, series.width, c.open, c.close, c.volume,
-            c.taker_buy_volume,
+        high, low, close = c.high, c.low, c.close
+        if not (type(high) is float and type(low) is float and type(close) is float):  # ints from a test, say
+            high, low, close = float(high), float(low), float(close)
+        s0, s1, s2, s3, s4, s5, s6, local = state.trigger_indicators
+        m15, h1_ind = state.indicator_rows[1:]
+        code = dk.take_trigger(
+            s0, s1, s2, s3, s4, s5, s6, local, self._window, self._window_n, self._decision, self._sweep_state,
+            self._context, self._params, self._weights, m15, h1_ind, state.row, bar, c.open_time_ms, c.close_time_ms,
+            series.width, c.open, high, low, close, c.volume, c.taker_buy_volume,
         )  # fmt: skip
+        if code <= 0:
+            if code == dk.NOT_UPDATED:  # not finite: the indicators' own message (the SMC check ran before)
+                self._banks[series.timeframe].blocks[state.row // _BLOCK].update_one(local, high, low, close)
+            return []
+        sweeps = state.sweeps
         pending = sweeps.copy()  # the candidates' sweeps, before the spent and expired ones go
         if code & 4:
             del sweeps[1]
@@ -770,7 +798,7 @@ class Strategy:
             raise AssertionError(dk.CAUSALITY_ERRORS[code >> 4])
         signals = []
         for k in range(code & 3):
-            result = self._decision[k].tolist()
+            result = _DECISION_ROW.unpack_from(self._decision_bytes, k * _DECISION_ROW.size)
             side = 1 if result[dk.SIDE] > 0 else -1
             signal = self._evaluate(state, series, c, bar, side, pending[side], result)
             if signal is not None:
@@ -887,13 +915,13 @@ class Strategy:
         )
 
     @staticmethod
-    def _plan_of(result: list[float]) -> TradePlan:
+    def _plan_of(result: tuple[float, ...]) -> TradePlan:
         """The plan of a candidate the kernel planned (:func:`plan_trade`'s, bit for bit: tested)."""
         return TradePlan(result[dk.SL], result[dk.TP], result[dk.STOP])
 
     def _evaluate(
         self, state: _SymbolState, series: _Series, c: Candle, bar: int, side: int, sweep: feat.Sweep,
-        result: list[float],
+        result: tuple[float, ...],
     ) -> Signal | None:  # fmt: skip
         """Count a candidate's outcome (``result``: its row of the decision kernel's output); build its signal."""
         self.counts["triggers"] += 1
@@ -901,7 +929,7 @@ class Strategy:
         if outcome != dk.SIGNAL:
             self.counts[_OUTCOME_COUNT[int(outcome)]] += 1
             return None
-        values = tuple(result[dk.F0 : dk.F0 + FINITE])
+        values = result[dk.F0 : dk.F0 + FINITE]
         predicted, model_version = self._predict(values, result[dk.RULE_RETURN])
         side_name = "LONG" if side > 0 else "SHORT"
         created_ns = self._clock.time_ns() if self._clock is not None else (c.close_time_ms + 1) * 1_000_000

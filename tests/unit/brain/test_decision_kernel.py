@@ -55,6 +55,61 @@ def test_the_pairwise_sum_without_recursion_is_numpys_sum() -> None:
         assert _same(feat.numpy_mean(buffer), float(np.mean(v)))
 
 
+@given(keep=st.integers(min_value=2, max_value=40), volumes=st.lists(st.floats(0, 1e9), max_size=120))
+def test_the_volume_window_is_the_newest_keep_volumes_oldest_first(keep: int, volumes: list[float]) -> None:
+    window = np.full((3, 2 * keep), np.nan)
+    taken = np.zeros(3, dtype=np.int64)
+    for i, v in enumerate(volumes):
+        got = dk.push_volume(window, taken, 1, v)
+        assert got.tolist() == volumes[max(0, i + 1 - keep) : i + 1]
+        assert got.base is not None  # a view of the window, nothing copied
+    assert taken.tolist() == [0, len(volumes), 0] and np.isnan(window[[0, 2]]).all()  # other rows untouched
+
+
+def test_the_trigger_kernel_advances_indicators_and_volumes_then_decides_as_decide() -> None:
+    """take_trigger = stream_update_one + push_volume + decide (with a pending sweep), bit for bit."""
+    rng = np.random.default_rng(5)
+    bars = rng.uniform(99.0, 101.0, (60, 4))
+    bars[-1, :3] = (101.2, 100.4, 101.0)  # closes above the pending sweep's reference swing (100.5): a CHOCH
+    ours, reference = StreamingIndicators(2), StreamingIndicators(2)
+    window, taken = np.zeros((2, 2 * 20)), np.zeros(2, dtype=np.int64)
+    sweeps, context, params, _ = _arrays()
+    sweeps = np.concatenate([sweeps, sweeps])
+    context = np.concatenate([context, context])
+    sweeps[:, :, dk.ACTIVE] = 0.0  # nothing pending: no decision
+    weights = np.array([0.15, 0.25, 0.25, 0.2, 0.05, 0.1, 0.5, 4.0])
+    m15 = np.full(len(StreamingIndicators.COLUMNS), 1.0)
+    volumes: list[float] = []
+    out, expected = np.zeros((2, dk.OUT_COLUMNS)), np.zeros((2, dk.OUT_COLUMNS))
+    for i, (h, lo, c, volume) in enumerate(bars.tolist()):
+        h, lo = max(h, lo, c), min(h, lo, c)
+        volumes.append(volume)
+        reference.update_one(1, h, lo, c)
+        if i == len(bars) - 1:  # the last candle completes a pending long sweep
+            sweeps[1], context[1] = _arrays()[0][0], _arrays()[1][0]
+            sweeps[1, 0, dk.BAR] = i - 3
+        reference_sweeps = sweeps.copy()
+        code = dk.take_trigger(
+            *ours.kernel_args(), 1, window, taken, out, sweeps, context, params, weights, m15, m15, 1, i,
+            T - WIDTH + 1, T, WIDTH, c, h, lo, c, volume, volume / 2,
+        )  # fmt: skip
+        assert ours.values[1].tobytes() == reference.values[1].tobytes()
+        if i < len(bars) - 1:
+            assert code == 0
+            continue
+        expected_code = dk.decide(
+            expected, reference_sweeps, context, params, weights, reference.values[1], m15, m15,
+            array("d", volumes[-20:]), 1, i, T - WIDTH + 1, T, WIDTH, c, c, volume, volume / 2,
+        )  # fmt: skip
+        assert code == expected_code and code & 3 == 1
+        assert out[0].tobytes() == expected[0].tobytes() and sweeps.tobytes() == reference_sweeps.tobytes()
+    assert dk.take_trigger(
+        *ours.kernel_args(), 1, window, taken, out, sweeps, context, params, weights, m15, m15, 1, 99, 0, 59_999,
+        WIDTH, 1.0, math.nan, 1.0, 1.0, 1.0, 0.5,
+    ) == dk.NOT_UPDATED  # fmt: skip
+    assert ours.values[1].tobytes() == reference.values[1].tobytes() and taken[1] == len(bars)  # nothing moved
+
+
 # ------------------------------------------------------------------------------------------- the causality check
 
 T = 1_700_000_039_999  # close time of the trigger candle

@@ -392,7 +392,7 @@ def test_the_streaming_feature_path_equals_compute_of_the_inputs_bit_for_bit(
 ) -> None:
     for settings in (DEFAULT, LOOSE):
         for symbol in SYMBOLS:
-            strategy = _CheckedStrategy(settings)
+            strategy = _CheckedStrategy(settings, record_inputs=True)  # its checks build the feature inputs
             for event in events[symbol]:
                 strategy.on_candle_closed(event)
             # every trigger's vector was compared, the warming-up (NaN) ones and the signals alike
