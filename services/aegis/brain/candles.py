@@ -84,7 +84,10 @@ def warm_up() -> None:
     book.process(batch, np.zeros(3, dtype=np.int64))
     book.take_ticks()
     raw = batch.view(np.uint8).reshape(3, batch.dtype.itemsize)
-    _kernels().map_symbols(raw, np.zeros(1, dtype=np.int64), np.zeros(3, dtype=np.int64))
+    words = batch.view(np.float64).reshape(3, batch.dtype.itemsize // 8)
+    k = _kernels()
+    k.map_symbols(raw, np.zeros(1, dtype=np.int64), np.zeros(3, dtype=np.int64))
+    k.map_plausible(raw, words, words.view(np.int64), np.zeros(1, dtype=np.int64), np.zeros(3, dtype=np.int64), 1, 0, 1)
     book.close_due(10**12, 0)
     book.rebuild("WARMUP")
 

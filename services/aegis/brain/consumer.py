@@ -174,6 +174,7 @@ class RingConsumer:
     def attach(self, reader: RingReader) -> None:
         """Start consuming ``reader`` (the service attaches by path; tests may hand one in)."""
         self.reader = reader
+        self._words = reader.words_of(self._buffer)  # the buffer as the reader copies into it, checked once
         self.state = "attached"
         self.attached_at_ns = self._clock.monotonic_ns()
         self._seen_resyncs = reader.resyncs
@@ -221,7 +222,7 @@ class RingConsumer:
         reader = self.reader
         if reader is None:
             return 0
-        count = reader.read_into(self._buffer)
+        count = reader.read_words(self._words)
         if reader.epoch_changes != self._seen_epoch_changes:
             self._seen_epoch_changes = reader.epoch_changes
             self._refresh_symbols()  # a re-created ring file may number its symbols differently
@@ -232,24 +233,15 @@ class RingConsumer:
             return 0
         k = self._kernels if self._kernels is not None else self._load_kernels()
         batch = self._buffer[:count]
-        raw = self._raw[:count]
-        sym: np.ndarray | None = self._sym[:count]
-        if k.map_symbols(raw, self._ring_ids, sym):
-            self._refresh_symbols()
-            if k.map_symbols(raw, self._ring_ids, sym):
-                sym = None  # an id beyond the ring's table: the firewall refuses it (or the slow path raises)
-        views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (raw, self._fw[:count], self._iw[:count])
-        if self._filter is not None:
-            now_ms = self._clock.time_ns() // 1_000_000
-            if not self._plausible(views, now_ms):
-                ok, _ = self._filter.check(batch, now_ms)
-                if not ok.all():
-                    self.records_rejected += int(count - ok.sum())
-                    batch = batch[ok]
-                    sym, views = None, None
+        sym = self._sym[:count]
+        views = (self._raw[:count], self._fw[:count], self._iw[:count])
+        index: np.ndarray | None = sym
+        seen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = views
+        if not (self._precheck and self._mapped_and_plausible(k, views, sym)):
+            batch, index, seen = self._map_and_filter(k, batch, sym, views)
         if batch.shape[0]:
             if self._record_time is None:
-                self._process(batch, sym, views)
+                self._process(batch, index, seen)
             else:
                 self._process_in_windows(batch)
         self.records_processed += count
@@ -284,6 +276,37 @@ class RingConsumer:
 
             self._min_time_ms = MIN_EXCHANGE_TIME_MS
         return kernels
+
+    def _mapped_and_plausible(self, k: Any, views: tuple[np.ndarray, np.ndarray, np.ndarray], sym: np.ndarray) -> bool:
+        """Map the batch's symbol ids into ``sym`` and pre-check it, in one kernel call: True when every id mapped
+        and the feed's firewall would accept every record (only with the feed's ``RecordChecker``)."""
+        checker: Any = self._filter
+        symbol_count = checker.symbol_count
+        return bool(
+            k.map_plausible(
+                *views, self._ring_ids, sym, -1 if symbol_count is None else symbol_count, self._min_time_ms,
+                self._clock.time_ns() // 1_000_000 + checker.max_future_skew_ms,
+            )
+        )  # fmt: skip
+
+    def _map_and_filter(
+        self, k: Any, batch: np.ndarray, sym: np.ndarray, views: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """The batch's symbol ids mapped (the table refreshed for an id it lacks) and its records filtered, step by
+        step: the batch left, its book indexes and views (None where records were dropped or an id is unknown)."""
+        mapped: np.ndarray | None = sym
+        if k.map_symbols(views[0], self._ring_ids, sym):
+            self._refresh_symbols()
+            if k.map_symbols(views[0], self._ring_ids, sym):
+                mapped = None  # an id beyond the ring's table: the firewall refuses it (or the slow path raises)
+        if self._filter is not None:
+            now_ms = self._clock.time_ns() // 1_000_000
+            if not self._plausible(views, now_ms):
+                ok, _ = self._filter.check(batch, now_ms)
+                if not ok.all():
+                    self.records_rejected += int(batch.shape[0] - ok.sum())
+                    return batch[ok], None, None
+        return batch, mapped, views
 
     def _plausible(self, views: tuple[np.ndarray, np.ndarray, np.ndarray], now_ms: int) -> bool:
         """True when the feed's firewall would accept every record of the batch (checked in one numba pass).

@@ -721,6 +721,14 @@ def take_ticks(tick_f, tick_i, nsym, out_s, out_f, out_i):
 
 
 @njit(cache=True)
+def map_plausible(raw, fw, iw, ring_ids, out, symbol_count, min_time_ms, max_time_ms):
+    """:func:`map_symbols`, then :func:`first_implausible`, in one call: True when every record's id mapped and the
+    feed's firewall would accept every record (the consumer's common case); False sends it to the slow path."""
+    return map_symbols(raw, ring_ids, out) == 0 and first_implausible(raw, fw, iw, symbol_count, min_time_ms,
+                                                                      max_time_ms) < 0  # fmt: skip
+
+
+@njit(cache=True)
 def map_symbols(raw, ring_ids, out):
     """Write the book's index of each record's ring symbol id into ``out``; return how many ids ``ring_ids`` lacks.
 

@@ -966,6 +966,18 @@ class RingReader:
         published = self._check_published()
         return self._read_into(out, min(published + 1 - self._cursor, len(out)))
 
+    def words_of(self, out: np.ndarray) -> np.ndarray:
+        """``out`` (a writable C-contiguous array of the ring's dtype) as the 2-D uint64 view :meth:`read_words`
+        takes: checked and made once by a consumer that reads into the same buffer again and again."""
+        if out.dtype != self.dtype or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writable C-contiguous array of {self.dtype}")
+        return out.reshape(-1).view(np.uint64).reshape(-1, self._slot_words)
+
+    def read_words(self, words_out: np.ndarray) -> int:
+        """:meth:`read_into` for a buffer already seen as words (:meth:`words_of`): no checks or views per call."""
+        published = self._check_published()
+        return self._copy_run(words_out, min(published + 1 - self._cursor, words_out.shape[0]))
+
     def read_batch(self, max_records: int = 4096) -> np.ndarray:
         """Return up to ``max_records`` next records as a new structured array (empty if none)."""
         published = self._check_published()
@@ -978,7 +990,11 @@ class RingReader:
     def _read_into(self, out: np.ndarray, n: int) -> int:
         if n <= 0:
             return 0
-        words_out = out.reshape(-1).view(np.uint64).reshape(-1, self._slot_words)
+        return self._copy_run(out.reshape(-1).view(np.uint64).reshape(-1, self._slot_words), n)
+
+    def _copy_run(self, words_out: np.ndarray, n: int) -> int:
+        if n <= 0:
+            return 0
         cursor = self._cursor
         got = _read_run(self._map.slots, self._mask, cursor, words_out, n)
         self._cursor = cursor + got

@@ -82,3 +82,30 @@ def test_the_one_pass_precheck_refuses_exactly_the_records_the_firewall_refuses(
         refused += first >= 0
         accepted += first < 0
     assert refused > 500 and accepted > 500  # both outcomes were exercised
+
+
+def test_map_plausible_is_map_symbols_then_the_precheck() -> None:
+    """The consumer's one call: True exactly when every id maps (ids 0-7 known; 8 and beyond are not) and no
+    record is refused; the ids are mapped as map_symbols maps them either way."""
+    rng = np.random.default_rng(11)
+    ring_ids = np.arange(100, 108, dtype=np.int64)
+    outcomes = set()
+    for _ in range(2000):
+        batch = valid_records(rng, 6)
+        for _ in range(int(rng.integers(0, 4))):
+            mutate(rng, batch)
+        n = len(batch)
+        raw, fw, iw = (
+            batch.view(np.uint8).reshape(n, 128),
+            batch.view(np.float64).reshape(n, 16),
+            batch.view(np.int64).reshape(n, 16),
+        )
+        mapped, expected_map = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        missing = k.map_symbols(raw, ring_ids, expected_map)
+        plausible = fast(batch, -1, T0 + 10**8) < 0
+        got = k.map_plausible(raw, fw, iw, ring_ids, mapped, -1, MIN_EXCHANGE_TIME_MS, T0 + 10**8)
+        assert got == (missing == 0 and plausible)
+        if missing == 0:
+            assert mapped.tolist() == expected_map.tolist()
+        outcomes.add((missing == 0, plausible))
+    assert outcomes == {(True, True), (True, False), (False, True), (False, False)}

@@ -65,11 +65,32 @@ def _read(reader: ring.RingReader, n: int, how: str) -> np.ndarray:
     if how == "each":
         out = np.zeros(n, dtype=DT)
         return out[: reader.read_each(out)]
+    if how == "into":
+        out = np.zeros(n, dtype=DT)
+        return out[: reader.read_into(out)]
+    if how == "words":  # the brain's consumer: the buffer seen as words once, then read into again and again
+        out = np.zeros(n, dtype=DT)
+        return out[: reader.read_words(reader.words_of(out))]
     return reader.read_batch(n)
 
 
 WRITE_HOW = st.sampled_from(["bytes", "packed", "batch", "each"])
-READ_HOW = st.sampled_from(["one", "batch", "each"])
+READ_HOW = st.sampled_from(["one", "batch", "each", "into", "words"])
+
+
+def test_words_of_refuses_a_buffer_the_reader_cannot_copy_into(tmp_path: Path) -> None:
+    with ring.create(tmp_path / "r", DT, 8) as writer, ring.attach(tmp_path / "r", DT, timeout=1) as reader:
+        _write(writer, 3, "batch")
+        readonly = np.zeros(4, dtype=DT)
+        readonly.flags.writeable = False
+        for bad in (np.zeros(4, dtype=rec.MARKET_RECORD), np.zeros(8, dtype=DT)[::2], readonly):
+            with pytest.raises(ValueError, match="writable C-contiguous"):
+                reader.words_of(bad)
+        out = np.zeros(2, dtype=DT)
+        words = reader.words_of(out)
+        assert reader.read_words(words) == 2 and out["seq"].tolist() == [1, 2]
+        assert reader.read_words(words) == 1 and out["seq"][0] == 3
+        assert reader.read_words(words) == 0
 
 
 @HYPOTHESIS
