@@ -183,31 +183,13 @@ def _pairwise_sum(a, start: int, n: int) -> float:  # type: ignore[no-untyped-de
 
 
 @njit(cache=True)
-def decide(
-    out: np.ndarray,
-    sweeps: np.ndarray,
-    context: np.ndarray,
-    params: np.ndarray,
-    weights: np.ndarray,
-    t_ind: np.ndarray,
-    m15: np.ndarray,
-    h1_ind: np.ndarray,
-    volumes,  # type: ignore[no-untyped-def]
-    row: int,
-    bar: int,
-    open_ms: int,
-    close_ms: int,
-    width: int,
-    o: float,
-    c: float,
-    volume: float,
-    taker: float,
-) -> int:
+def decide(out, sweeps, context, params, weights, t_ind, m15, h1_ind, volumes, row, bar, open_ms, close_ms, width, o, c,
+           volume, taker):  # type: ignore[no-untyped-def]  # fmt: skip
     """Decide trigger candle ``bar`` of symbol ``row`` (see the module doc); ``volumes``: the trigger series' recent
     volumes, oldest first, this candle's last."""
     long_sweep, short_sweep = sweeps[row, 0], sweeps[row, 1]
     # 1. a CHOCH completes a pending sweep
-    long_candidate = long_sweep[ACTIVE] != 0.0 and bar > long_sweep[BAR] and c - long_sweep[REF_LEVEL] > 0
+    long_candidate = long_sweep[ACTIVE] != 0.0 and bar > long_sweep[BAR] and (c - long_sweep[REF_LEVEL]) * 1.0 > 0
     short_candidate = short_sweep[ACTIVE] != 0.0 and bar > short_sweep[BAR] and (c - short_sweep[REF_LEVEL]) * -1.0 > 0
     code = 0
     for k in range(2):  # 2. a sweep is spent, expires or fails
@@ -252,36 +234,9 @@ NOT_UPDATED = -1
 
 
 @njit(cache=True)
-def take_trigger(
-    ind_state: np.ndarray,
-    ind_ring: np.ndarray,
-    ind_bars: np.ndarray,
-    ind_positions: np.ndarray,
-    ind_ip: np.ndarray,
-    ind_fp: np.ndarray,
-    ind_values: np.ndarray,
-    local: int,
-    window: np.ndarray,
-    window_n: np.ndarray,
-    out: np.ndarray,
-    sweeps: np.ndarray,
-    context: np.ndarray,
-    params: np.ndarray,
-    weights: np.ndarray,
-    m15: np.ndarray,
-    h1_ind: np.ndarray,
-    row: int,
-    bar: int,
-    open_ms: int,
-    close_ms: int,
-    width: int,
-    o: float,
-    h: float,
-    lo: float,
-    c: float,
-    volume: float,
-    taker: float,
-) -> int:
+def take_trigger(ind_state, ind_ring, ind_bars, ind_positions, ind_ip, ind_fp, ind_values, local, window, window_n, out,
+                 sweeps, context, params, weights, m15, h1_ind, row, bar, open_ms, close_ms, width, o, h, lo, c, volume,
+                 taker):  # type: ignore[no-untyped-def]  # fmt: skip
     """A closed trigger candle of symbol ``row``, all of it that comes before the signals, in one call.
 
     1. its trigger-timeframe indicators (``ind_*``: the arrays of the symbol's
