@@ -1,8 +1,8 @@
 """The brain's ring consumer: batches of records from the feed's ring → firewall → candles and ticks → bus.
 
-One :meth:`RingConsumer.step` reads up to ``batch_records`` records with ``RingReader.read_into`` (one copy into
-a reused buffer), drops what the consumer-side firewall refuses (a one-pass numba check first, the feed's checker
-only for a batch with a refused record), runs the candle/tick kernel over the batch, publishes the closed candles
+One :meth:`RingConsumer.step` reads up to ``batch_records`` records with ``RingReader.read_words`` (one copy into
+a reused buffer), drops what the consumer-side firewall refuses (one numba call maps the symbols and pre-checks the
+records; the feed's checker runs only for a batch with a refused record), runs the candle/tick kernel over the batch, publishes the closed candles
 (each with the receive time of the record that closed it) and the tick updates on the event bus, and hands the
 closed candles to the writer (which never blocks). Tick updates (one per touched symbol) go out after every batch
 once the reader has caught up, and at most every ``tick_interval_s`` while it is behind: under a burst batches
