@@ -1,14 +1,14 @@
 """The brain's ring consumer: batches of records from the feed's ring → firewall → candles and ticks → bus.
 
-One :meth:`RingConsumer.step` reads up to ``batch_records`` records with ``RingReader.read_words`` (one copy into
-a reused buffer), drops what the consumer-side firewall refuses (one numba call maps the symbols and pre-checks the
-records; the feed's checker runs only for a batch with a refused record), runs the candle/tick kernel over the batch, publishes the closed candles
-(each with the receive time of the record that closed it) and the tick updates on the event bus, and hands the
-closed candles to the writer (which never blocks). Tick updates (one per touched symbol) go out after every batch
-once the reader has caught up, and at most every ``tick_interval_s`` while it is behind: under a burst batches
-grow, book-ticker and mark-price updates of a symbol collapse into the newest (counted as conflated) and the
-trades since the last tick update fold into its high/low/volume; trades and klines are never skipped: every one
-of them goes through the candle kernel.
+One :meth:`RingConsumer.step` reads up to ``batch_records`` records with ``RingReader.read_words`` (one copy into a
+reused buffer), drops what the consumer-side firewall refuses (one numba call maps the symbols and pre-checks the
+records; the feed's checker runs only for a batch with a refused record), runs the candle/tick kernel over the
+batch, publishes the closed candles (each with the receive time of the record that closed it) and the tick updates
+on the event bus, and hands the closed candles to the writer (which never blocks). Tick updates (one per touched
+symbol) go out after every batch once the reader has caught up, and at most every ``tick_interval_s`` while it is
+behind: under a burst batches grow, book-ticker and mark-price updates of a symbol collapse into the newest (counted
+as conflated) and the trades since the last tick update fold into its high/low/volume; trades and klines are never
+skipped: every one of them goes through the candle kernel.
 
 Lag, as GetBrainStatus reports it:
 
