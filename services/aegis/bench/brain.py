@@ -45,7 +45,8 @@ until the strategy was done with it, bookkeeping included. Targets:
 ``config.load_average_1min`` is the machine's load at the start and after the latency part (the figures move with
 it on shared cores); ``config.machine_stalls`` is :func:`stall_probe` (``--stall-probe-s`` seconds of a loop that
 only reads the clock) before and after the latency part: how often the machine itself took the CPU away for more
-than 10 µs, which is what the p99 of a ~45 µs path is made of once it happens more than ~200 times a second.
+than 10 µs, which is what the p99 of a path of ``d`` µs is made of once it happens more than ``10_000 / d`` times a
+second.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The strategy keeps, per symbol row, its pending liquidity sweeps (:data:`SWEEP_SLOTS`) and the context a decision
 reads (:data:`CONTEXT_SLOTS`: the cooldown, the latest 15m structure, the previous day's candle, the 1h close and
 the higher timeframes' close times) in two float64 arrays, written when they change (a sweep when the candle that
-made it is settled, the context at the 15m, 1h and 1d closes), never on the signal path. On a trigger candle
-:func:`decide` then does what :meth:`aegis.brain.strategy.Strategy._decide` did step by step in Python:
+made it is settled, the context at the 15m, 1h and 1d closes), never on the signal path. A trigger candle is one
+call of :func:`take_trigger`: it advances the candle's indicators and volume window and, with a sweep pending, runs
+:func:`decide`, which does what the strategy once did step by step in Python:
 
 1. the pending sweeps a close beyond their reference swing completes (a CHOCH), long first;
 2. the sweeps spent, expired (older than the window) or failed (a close beyond their extreme), cleared;
@@ -338,20 +339,14 @@ def _evaluate(r, sw, ctx, params, weights, indicators, volumes, side, candle):  
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernel for the argument types the strategy passes."""
-    from array import array
-
+    """Compile (or load from numba's cache) :func:`take_trigger`, with :func:`decide` inside it, for the argument
+    types the strategy passes (the strategy calls nothing else of this module from Python)."""
     row = np.zeros(len(feat.StreamingIndicators.COLUMNS))
     sweeps = np.zeros((1, 2, SWEEP_SIZE))
     sweeps[0, :, ACTIVE] = 1.0
     sweeps[0, 1, BAR] = -1.0
     context = np.array([empty_context()])
-    decide(
-        np.zeros((2, OUT_COLUMNS)), sweeps, context, np.zeros(len(PARAM_SLOTS)), np.ones(8), row, row, row,
-        array("d", [1.0]), 0, 0, 0, 59_999, 60_000, 1.0, 1.0, 1.0, 0.5,
-    )  # fmt: skip
     indicators = feat.StreamingIndicators(1)
-    sweeps[0, :, ACTIVE] = 1.0
     take_trigger(
         *indicators.kernel_args(), 0, np.zeros((1, 4)), np.zeros(1, dtype=np.int64), np.zeros((2, OUT_COLUMNS)),
         sweeps, context, np.zeros(len(PARAM_SLOTS)), np.ones(8), row, row, 0, 0, 0, 59_999, 60_000, 1.0, 1.0, 1.0, 1.0,

@@ -409,7 +409,6 @@ class _ZoneState:
 class _SymbolState:
     __slots__ = (
         "breaks",
-        "indicator_rows",
         "last_signal_ms",
         "row",
         "series",
@@ -419,7 +418,7 @@ class _SymbolState:
         "swing_low",
         "symbol",
         "taken",
-        "trigger_indicators",
+        "trigger_args",
         "zones",
     )
 
@@ -438,11 +437,9 @@ class _SymbolState:
         self.sweeps: dict[int, feat.Sweep] = {}
         """The pending sweeps by side; the strategy's ``_sweep_state`` row holds the same for the decision kernel."""
         self.last_signal_ms: int | None = None
-        self.indicator_rows: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # type: ignore[assignment]
-        """Live views of the symbol's trigger, 15m and 1h indicator rows (what a decision reads)."""
-        self.trigger_indicators: tuple[Any, ...] = ()
-        """The symbol's trigger-timeframe indicator block arrays and its row in the block (the trigger kernel's first
-        arguments: :meth:`_IndicatorBank.kernel_args_of`)."""
+        self.trigger_args: tuple[Any, ...] = ()
+        """The trigger kernel's per-symbol arguments: the trigger-timeframe indicator block's arrays and the symbol's
+        row in it (:meth:`_IndicatorBank.kernel_args_of`), then live views of its 15m and 1h indicator rows."""
 
 
 # ------------------------------------------------------------------------------------------------ strategy
@@ -621,12 +618,11 @@ class Strategy:
             for bank in self._banks.values():
                 bank.reset(row)
             banks = self._banks
-            state.indicator_rows = (
-                banks[self.trigger_timeframe].row(row),
+            state.trigger_args = (
+                *banks[self.trigger_timeframe].kernel_args_of(row),
                 banks[STRUCTURE_TIMEFRAME].row(row),
                 banks[TREND_TIMEFRAME].row(row),
             )
-            state.trigger_indicators = banks[self.trigger_timeframe].kernel_args_of(row)
             self._symbols[symbol] = state
         return state
 
@@ -777,8 +773,7 @@ class Strategy:
         high, low, close = c.high, c.low, c.close
         if not (type(high) is float and type(low) is float and type(close) is float):  # ints from a test, say
             high, low, close = float(high), float(low), float(close)
-        s0, s1, s2, s3, s4, s5, s6, local = state.trigger_indicators
-        m15, h1_ind = state.indicator_rows[1:]
+        s0, s1, s2, s3, s4, s5, s6, local, m15, h1_ind = state.trigger_args
         code = dk.take_trigger(
             s0, s1, s2, s3, s4, s5, s6, local, self._window, self._window_n, self._decision, self._sweep_state,
             self._context, self._params, self._weights, m15, h1_ind, state.row, bar, c.open_time_ms, c.close_time_ms,
